@@ -53,6 +53,9 @@ class MetricsRow(BaseModel):
     cost_complete: bool
     cost_per_correct_outcome_usd: Decimal | None
     outcome_coverage: float | None
+    # correct_runs / known_runs; null when no run has a verdict. Defaulted so that a reader
+    # written before the field existed still validates.
+    success_rate: float | None = None
     reingestion_overhead: float | None
     retry_amplification: float | None
     cost_retry_amplification: float | None

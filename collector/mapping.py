@@ -1,0 +1,395 @@
+"""From decoded OTLP spans to rows of the ``spans`` and ``outcomes`` tables.
+
+Each span becomes one ``spans`` row whatever its kind; run spans and outcome spans that carry
+a verdict also become an ``outcomes`` row. Besides our own attribute names, the older and
+foreign names that cost nothing to read are understood (``gen_ai.system``,
+``gen_ai.usage.prompt_tokens``, OpenInference ``llm.*``, Traceloop's reasoning tokens).
+A span with an attribute value that cannot be stored (a negative token count, a score
+outside 0..1) is rejected alone, with a message naming the attribute and the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from agentledger.collector.otlp import AttrValue, DecodedRequest, SpanData, SpanRejected
+from agentledger.collector.pricing import SOURCE_REPORTED, SOURCE_UNKNOWN, Pricer
+from agentledger.schemas import attributes as attr
+
+SPAN_COLUMNS: Final = (
+    "project",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "kind",
+    "name",
+    "start_time",
+    "end_time",
+    "status_code",
+    "service_name",
+    "service_version",
+    "environment",
+    "run_id",
+    "run_parent_id",
+    "workflow",
+    "conversation_id",
+    "budget_tokens",
+    "budget_usd",
+    "step_name",
+    "step_id",
+    "tier",
+    "attempt",
+    "attempt_accepted",
+    "task_complexity",
+    "task_sensitivity",
+    "task_context",
+    "operation",
+    "provider",
+    "request_model",
+    "response_model",
+    "model",
+    "tool_name",
+    "error_type",
+    "counts_usage",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "reingested_tokens",
+    "predicted_tokens",
+    "cost_usd",
+    "cost_source",
+    "outcome",
+    "outcome_score",
+    "attributes",
+    "resource_attributes",
+)
+OUTCOME_COLUMNS: Final = (
+    "project",
+    "run_id",
+    "outcome",
+    "score",
+    "source",
+    "decided_at",
+    "outcome_key",
+)
+_KIND: Final = SPAN_COLUMNS.index("kind")
+_RUN_ID: Final = SPAN_COLUMNS.index("run_id")
+_COUNTS_USAGE: Final = SPAN_COLUMNS.index("counts_usage")
+_OUTCOME: Final = SPAN_COLUMNS.index("outcome")
+_OUTCOME_SCORE: Final = SPAN_COLUMNS.index("outcome_score")
+
+# Names read when ours are absent, in order of preference.
+_PROVIDER: Final = (attr.PROVIDER_NAME, "gen_ai.system")
+_REQUEST_MODEL: Final = (attr.REQUEST_MODEL, "llm.model_name")
+_INPUT: Final = (attr.INPUT_TOKENS, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+_OUTPUT: Final = (
+    attr.OUTPUT_TOKENS,
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+)
+_CACHE_READ: Final = (attr.CACHE_READ_TOKENS, "llm.token_count.prompt_details.cache_read")
+_CACHE_WRITE: Final = (attr.CACHE_WRITE_TOKENS, "llm.token_count.prompt_details.cache_write")
+_REASONING: Final = (
+    attr.REASONING_TOKENS,
+    "gen_ai.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+)
+# Run, step and outcome spans may repeat their children's usage: it never counts.
+_ROLL_UP_KINDS: Final = frozenset({attr.KIND_RUN, attr.KIND_STEP, attr.KIND_OUTCOME})
+
+_MAX_UINT64: Final = 2**64 - 1
+_MAX_UINT32: Final = 2**32 - 1
+_COST_QUANTUM: Final = Decimal("1e-12")  # Decimal(18, 12)
+_COST_LIMIT: Final = Decimal("1e6")
+_BUDGET_QUANTUM: Final = Decimal("1e-9")  # Decimal(18, 9)
+_BUDGET_LIMIT: Final = Decimal("1e9")
+
+
+@dataclass(slots=True)
+class MappedBatch:
+    """Rows ready for insertion, in :data:`SPAN_COLUMNS` and :data:`OUTCOME_COLUMNS` order."""
+
+    spans: list[list[Any]] = field(default_factory=list)
+    outcomes: list[list[Any]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+class SpanMapper:
+    """Maps decoded requests to rows, with the collector's tier map and pricer."""
+
+    def __init__(
+        self, *, tier_map: Mapping[str, str] | None = None, pricer: Pricer | None = None
+    ) -> None:
+        self._tier_map = dict(tier_map or {})
+        self._pricer = pricer or Pricer()
+
+    def map(self, request: DecodedRequest) -> MappedBatch:
+        """Rows for every valid span of a request; invalid ones are described in ``rejected``."""
+        batch = MappedBatch(rejected=list(request.rejected))
+        # Foreign usage carriers count unless they are the parent of another carrier.
+        foreign_carriers: list[tuple[list[Any], str, str]] = []
+        carrier_parents: set[tuple[str, str]] = set()
+
+        for resource in request.resources:
+            context = _ResourceContext(resource.attributes)
+            for span in resource.spans:
+                try:
+                    row, carries_usage = self._span_row(span, context)
+                except SpanRejected as exc:
+                    batch.rejected.append(f"span {span.trace_id}/{span.span_id}: {exc}")
+                    continue
+                batch.spans.append(row)
+                kind = row[_KIND]
+                if carries_usage:
+                    if span.parent_span_id:
+                        carrier_parents.add((span.trace_id, span.parent_span_id))
+                    if kind == "":
+                        foreign_carriers.append((row, span.trace_id, span.span_id))
+                if row[_OUTCOME] and kind in (attr.KIND_RUN, attr.KIND_OUTCOME):
+                    batch.outcomes.append(_outcome_row(row, span))
+
+        for row, trace_id, span_id in foreign_carriers:
+            row[_COUNTS_USAGE] = (trace_id, span_id) not in carrier_parents
+        return batch
+
+    def _span_row(self, span: SpanData, context: _ResourceContext) -> tuple[list[Any], bool]:
+        a = span.attributes
+        kind = _text(a, attr.SPAN_KIND)
+        if kind not in attr.SPAN_KINDS:
+            kind = ""  # an unknown kind is read like a span of other instrumentation
+
+        request_model = _first_text(a, _REQUEST_MODEL)
+        response_model = _text(a, attr.RESPONSE_MODEL)
+        model = response_model or request_model
+        provider = _first_text(a, _PROVIDER)
+        tier = _text(a, attr.TIER) or self._tier_map.get(model, "")
+
+        input_tokens = _first_count(a, _INPUT)
+        output_tokens = _first_count(a, _OUTPUT)
+        cache_read_tokens = _first_count(a, _CACHE_READ)
+        cache_write_tokens = _first_count(a, _CACHE_WRITE)
+        reported_usd = _decimal(a, attr.COST_USD, _COST_QUANTUM, _COST_LIMIT)
+        carries_usage = (
+            input_tokens is not None or output_tokens is not None or reported_usd is not None
+        )
+        if kind in _ROLL_UP_KINDS:
+            counts_usage = False
+            # Roll-ups are not priced: their usage repeats their children's.
+            cost_usd = reported_usd
+            cost_source = SOURCE_REPORTED if reported_usd is not None else SOURCE_UNKNOWN
+        else:
+            # Foreign spans start as counting; map() clears the flag on roll-ups.
+            counts_usage = kind != "" or carries_usage
+            cost_usd, cost_source = self._pricer.cost(
+                model=model,
+                provider=provider,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reported_usd=reported_usd,
+                start_ns=span.start_ns,
+            )
+
+        outcome = _text(a, attr.OUTCOME)
+        if outcome and outcome not in attr.OUTCOMES:
+            raise SpanRejected(
+                f"{attr.OUTCOME} {outcome!r} is not one of {sorted(attr.OUTCOMES)!r}"
+            )
+        attempt = _count(a, attr.ATTEMPT)
+        if attempt is not None and not 1 <= attempt <= _MAX_UINT32:
+            raise SpanRejected(f"{attr.ATTEMPT} {attempt!r} is not an integer >= 1")
+
+        row = [
+            context.project,
+            span.trace_id,
+            span.span_id,
+            span.parent_span_id,
+            kind,
+            span.name,
+            span.start_ns,
+            span.end_ns,
+            span.status_code,
+            context.service_name,
+            context.service_version,
+            context.environment,
+            _text(a, attr.RUN_ID) or span.trace_id,
+            _text(a, attr.RUN_PARENT_ID),
+            _text(a, attr.WORKFLOW),
+            _text(a, attr.CONVERSATION_ID),
+            _count(a, attr.BUDGET_TOKENS),
+            _decimal(a, attr.BUDGET_USD, _BUDGET_QUANTUM, _BUDGET_LIMIT),
+            _text(a, attr.STEP_NAME),
+            _text(a, attr.STEP_ID),
+            tier,
+            attempt,
+            _bool(a, attr.ATTEMPT_ACCEPTED),
+            _text(a, attr.TASK_COMPLEXITY),
+            _text(a, attr.TASK_SENSITIVITY),
+            _text(a, attr.TASK_CONTEXT),
+            _text(a, attr.OPERATION_NAME),
+            provider,
+            request_model,
+            response_model,
+            model,
+            _text(a, attr.TOOL_NAME),
+            _text(a, attr.ERROR_TYPE),
+            counts_usage,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            _first_count(a, _REASONING),
+            _count(a, attr.REINGESTED_TOKENS),
+            _count(a, attr.PREDICTED_TOKENS),
+            cost_usd,
+            cost_source,
+            outcome,
+            _score(a, attr.OUTCOME_SCORE),
+            {key: stringify(value) for key, value in a.items()},
+            context.attributes,
+        ]
+        return row, carries_usage
+
+
+class _ResourceContext:
+    """What every span of one resource shares, computed once per resource."""
+
+    __slots__ = ("attributes", "environment", "project", "service_name", "service_version")
+
+    def __init__(self, resource: dict[str, AttrValue]) -> None:
+        self.project = _text(resource, attr.PROJECT) or attr.DEFAULT_PROJECT
+        self.service_name = _text(resource, attr.SERVICE_NAME)
+        self.service_version = _text(resource, attr.SERVICE_VERSION)
+        self.environment = _text(resource, attr.DEPLOYMENT_ENVIRONMENT)
+        self.attributes = {key: stringify(value) for key, value in resource.items()}
+
+
+def _outcome_row(row: list[Any], span: SpanData) -> list[Any]:
+    project, run_id, outcome, score = row[0], row[_RUN_ID], row[_OUTCOME], row[_OUTCOME_SCORE]
+    decided_at = span.end_ns or span.start_ns
+    if row[_KIND] == attr.KIND_RUN:
+        source, key = "run", f"run:{span.trace_id}{span.span_id}"
+    else:
+        source = _text(span.attributes, attr.OUTCOME_SOURCE) or "span"
+        key = f"span:{span.trace_id}{span.span_id}"
+    return [project, run_id, outcome, score, source, decided_at, key]
+
+
+# --- attribute readers -------------------------------------------------------------------------
+
+
+def stringify(value: AttrValue) -> str:
+    """An attribute value as the string stored in the ``attributes`` map.
+
+    Booleans are ``true``/``false`` as in OTLP/JSON, bytes are base64, and arrays and maps
+    are compact JSON.
+    """
+    if type(value) is str:
+        return value
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return json.dumps(_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _jsonable(value: AttrValue) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _text(attributes: Mapping[str, AttrValue], key: str) -> str:
+    value = attributes.get(key)
+    if type(value) is str:
+        return value
+    return "" if value is None else stringify(value)
+
+
+def _first_text(attributes: Mapping[str, AttrValue], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        if (value := _text(attributes, key)) != "":
+            return value
+    return ""
+
+
+def _count(attributes: Mapping[str, AttrValue], key: str) -> int | None:
+    """A non-negative integer attribute (a token count); strings of digits are accepted."""
+    value = attributes.get(key)
+    if value is None:
+        return None
+    if type(value) is int:
+        if 0 <= value <= _MAX_UINT64:
+            return value
+    elif type(value) is float:
+        if value.is_integer() and 0 <= value <= _MAX_UINT64:
+            return int(value)
+    elif type(value) is str:
+        if value.isascii() and value.isdigit() and int(value) <= _MAX_UINT64:
+            return int(value)
+    raise SpanRejected(f"{key} {value!r} is not a non-negative integer")
+
+
+def _first_count(attributes: Mapping[str, AttrValue], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        if key in attributes:
+            return _count(attributes, key)
+    return None
+
+
+def _decimal(
+    attributes: Mapping[str, AttrValue], key: str, quantum: Decimal, limit: Decimal
+) -> Decimal | None:
+    """A non-negative amount in USD, rounded to the column's scale."""
+    value = attributes.get(key)
+    if value is None:
+        return None
+    amount: Decimal | None = None
+    if type(value) in (int, float, str):
+        try:
+            # str() of a float is its shortest repr: 0.1 becomes Decimal('0.1'), not 0.1000…55.
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            amount = None
+    if amount is None or not amount.is_finite() or not 0 <= amount < limit:
+        raise SpanRejected(f"{key} {value!r} is not an amount in USD between 0 and {limit}")
+    return amount.quantize(quantum)
+
+
+def _bool(attributes: Mapping[str, AttrValue], key: str) -> bool | None:
+    value = attributes.get(key)
+    if value is None or type(value) is bool:
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise SpanRejected(f"{key} {value!r} is not a boolean")
+
+
+def _score(attributes: Mapping[str, AttrValue], key: str) -> float | None:
+    value = attributes.get(key)
+    if value is None:
+        return None
+    if type(value) in (int, float) and 0.0 <= value <= 1.0:  # NaN fails the comparison
+        return float(value)
+    raise SpanRejected(f"{key} {value!r} is not a number between 0 and 1")

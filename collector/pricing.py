@@ -1,0 +1,232 @@
+"""The cost of a call: the reported cost when there is one, else the price from genai-prices.
+
+Token counts arrive in the OpenTelemetry convention: input includes cache reads and cache
+writes, output includes reasoning. genai-prices uses the same convention for input:
+``genai_prices.decompose.compute_leaf_values`` prices ``input_tokens`` minus its descendant
+units ``cache_read_tokens`` and ``cache_write_tokens`` at the input rate, and raises when a
+part exceeds the whole (read in genai-prices 0.2.3). So the counts are passed unchanged.
+
+Only the price data bundled with genai-prices is used: the collector never fetches prices
+from the network at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from genai_prices import Usage
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import TieredPrices
+
+logger = logging.getLogger(__name__)
+
+SOURCE_REPORTED: Final = "reported"
+SOURCE_GENAI_PRICES: Final = "genai-prices"
+SOURCE_UNKNOWN: Final = ""
+
+# cost_usd is Decimal(18, 12) in the store.
+_COST_QUANTUM = Decimal("1e-12")
+
+
+class Pricer:
+    """Prices calls with genai-prices, caching the model lookup per (model, provider).
+
+    Safe to share between threads: the caches only ever gain entries, and a race at worst
+    repeats one lookup or one log line.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], tuple[Any, Any] | None] = {}
+        self._rates: dict[int, tuple[Any, _Rates | None]] = {}
+        self._logged: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def cost(
+        self,
+        *,
+        model: str,
+        provider: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reported_usd: Decimal | None = None,
+        start_ns: int = 0,
+    ) -> tuple[Decimal | None, str]:
+        """The cost of one call in USD and where it came from.
+
+        A reported cost wins. Otherwise the call is priced when its model is known to
+        genai-prices and it has token counts; else the cost is ``None`` (unknown, never 0)
+        and the source is ``''``.
+        """
+        if reported_usd is not None:
+            return reported_usd, SOURCE_REPORTED
+        if not model or (input_tokens is None and output_tokens is None):
+            return None, SOURCE_UNKNOWN
+        price = self.price(
+            model,
+            provider,
+            input_tokens=input_tokens or 0,
+            output_tokens=output_tokens or 0,
+            cache_read_tokens=cache_read_tokens or 0,
+            cache_write_tokens=cache_write_tokens or 0,
+            start_ns=start_ns,
+        )
+        if price is None:
+            return None, SOURCE_UNKNOWN
+        return price, SOURCE_GENAI_PRICES
+
+    def price(
+        self,
+        model: str,
+        provider: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        start_ns: int = 0,
+    ) -> Decimal | None:
+        """The genai-prices price of a call at its start time, or None when unknown."""
+        found = self._lookup(model, provider)
+        if found is None:
+            return None
+        if cache_read_tokens + cache_write_tokens > input_tokens:
+            self._log_once(model, provider, "cache tokens exceed the input tokens that hold them")
+            return None
+        price_provider, model_info = found
+        # A span without a start time is priced at today's prices, as genai-prices does.
+        at = datetime.fromtimestamp(start_ns / 1e9, UTC) if start_ns else datetime.now(UTC)
+        counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+
+        rates = self._rates_for(model_info, price_provider, at)
+        try:
+            if rates is not None:
+                return rates.price(*counts).quantize(_COST_QUANTUM)
+            return _calc_price(model_info, price_provider, at, *counts).quantize(_COST_QUANTUM)
+        except ValueError as exc:  # usage that genai-prices refuses to price
+            self._log_once(model, provider, f"usage cannot be priced ({exc})")
+            return None
+
+    def _rates_for(self, model_info: Any, price_provider: Any, at: datetime) -> _Rates | None:
+        # genai_prices.calc_price re-resolves its unit registry on every call (about 150 µs),
+        # too slow for the ingest path; for the usual linear prices the per-token rates are
+        # derived once per price period and checked against calc_price before use.
+        model_price = model_info.get_prices(at)
+        key = id(model_price)
+        cached = self._rates.get(key)
+        if cached is not None and cached[0] is model_price:
+            return cached[1]
+        rates = _Rates.derive(model_info, price_provider, at, model_price)
+        with self._lock:
+            # The ModelPrice is kept in the entry so that its id is never reused.
+            self._rates[key] = (model_price, rates)
+        return rates
+
+    def _lookup(self, model: str, provider: str) -> tuple[Any, Any] | None:
+        key = (model, provider)
+        try:
+            return self._models[key]
+        except KeyError:
+            pass
+
+        snapshot = get_snapshot()
+        found: tuple[Any, Any] | None = None
+        # OpenTelemetry provider names ("gcp.vertex_ai", "x_ai") are not all genai-prices
+        # ids, so a failed lookup with the provider is retried by the model name alone.
+        for provider_id in (provider, None) if provider else (None,):
+            try:
+                found = snapshot.find_provider_model(model, None, provider_id, None)
+                break
+            except LookupError:
+                continue
+        with self._lock:
+            self._models[key] = found
+        if found is None:
+            self._log_once(model, provider, "no price known; its cost is stored as unknown")
+        return found
+
+    def _log_once(self, model: str, provider: str, reason: str) -> None:
+        key = (model, provider)
+        with self._lock:
+            if key in self._logged:
+                return
+            self._logged.add(key)
+        logger.warning("unpriced model: model=%r provider=%r: %s", model, provider, reason)
+
+
+_MTOK: Final = 1_000_000
+
+
+def _calc_price(
+    model_info: Any,
+    price_provider: Any,
+    at: datetime,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+) -> Decimal:
+    usage = Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
+    )
+    result = model_info.calc_price(usage, price_provider, genai_request_timestamp=at)
+    return Decimal(result.total_price)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """USD per million tokens of each kind, for a model whose price is linear in them."""
+
+    uncached_input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+    def price(
+        self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+    ) -> Decimal:
+        uncached = input_tokens - cache_read - cache_write
+        total = (
+            uncached * self.uncached_input
+            + cache_read * self.cache_read
+            + cache_write * self.cache_write
+            + output_tokens * self.output
+        )
+        return total / _MTOK
+
+    @classmethod
+    def derive(
+        cls, model_info: Any, price_provider: Any, at: datetime, model_price: Any
+    ) -> _Rates | None:
+        """Rates measured with calc_price, or None when the price is not linear in tokens."""
+        if any(isinstance(v, TieredPrices) for v in vars(model_price).values()):
+            return None
+
+        def measured(*counts: int) -> Decimal:
+            return _calc_price(model_info, price_provider, at, *counts)
+
+        try:
+            if measured(0, 0, 0, 0) != 0:  # a price per request, not per token
+                return None
+            rates = cls(
+                uncached_input=measured(_MTOK, 0, 0, 0),
+                output=measured(0, _MTOK, 0, 0),
+                cache_read=measured(_MTOK, 0, _MTOK, 0),
+                cache_write=measured(_MTOK, 0, 0, _MTOK),
+            )
+            probe = (1_234_567, 54_321, 234_567, 12_345)
+            expected = measured(*probe).quantize(_COST_QUANTUM)
+        except ValueError:
+            return None
+        if rates.price(*probe).quantize(_COST_QUANTUM) != expected:
+            return None
+        return rates

@@ -1,0 +1,296 @@
+"""The serving process: OTLP/HTTP ingest, the query API and the dashboard in one ASGI app.
+
+``POST /v1/traces`` answers as the OTLP/HTTP specification says: 200 with an
+``ExportTraceServiceResponse`` in the request's encoding (with ``partial_success`` when some
+spans were rejected), and for a request that cannot be read a 4xx carrying a
+``google.rpc.Status`` whose message names what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from agentledger.collector import otlp
+from agentledger.collector.mapping import MappedBatch, SpanMapper
+from agentledger.collector.pricing import Pricer
+from agentledger.collector.settings import CollectorSettings, SettingsError
+from agentledger.collector.store import Store, StoreError
+from agentledger.collector.writer import RowWriter
+from agentledger.schemas.api import OutcomeIn
+
+logger = logging.getLogger(__name__)
+
+# google.rpc.Code values carried in error answers.
+_RPC_INVALID_ARGUMENT: Final = 3
+_RPC_RESOURCE_EXHAUSTED: Final = 8
+_RPC_UNAVAILABLE: Final = 14
+_RPC_CODES: Final = {413: _RPC_RESOURCE_EXHAUSTED, 503: _RPC_UNAVAILABLE}
+#: Seconds an exporter is asked to wait before retrying when the store failed.
+RETRY_AFTER_SECONDS: Final = 5
+# Rejection messages quoted in one answer; the rest are counted.
+_QUOTED_REJECTIONS: Final = 3
+
+
+def create_app(
+    settings: CollectorSettings | None = None,
+    *,
+    store: Store | None = None,
+    pricer: Pricer | None = None,
+) -> FastAPI:
+    """Build the collector app.
+
+    Args:
+        settings: Store DSN and tier map; read from the environment when omitted.
+        store: An open store to use instead of opening ``settings.store``; the caller keeps
+            it and closes it. A store the app opened itself is closed at shutdown.
+        pricer: The pricer of the ingest path; a fresh one when omitted.
+    """
+    settings = settings or CollectorSettings()
+    mapper = SpanMapper(tier_map=settings.tiers(), pricer=pricer)
+    if settings.price_file is not None:
+        logger.warning(
+            "price file ignored: path=%s; this version prices with genai-prices only",
+            settings.price_file,
+        )
+    owns_store = store is None
+    if store is None:
+        store = Store(settings.store)
+    store.migrate()
+    writer = RowWriter(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(writer.close)
+        if owns_store:
+            store.close()
+
+    app = FastAPI(title="agentledger", lifespan=lifespan)
+    app.state.store = store
+    app.state.writer = writer
+
+    @app.post("/v1/traces", summary="OTLP/HTTP trace export")
+    async def export_traces(request: Request) -> Response:
+        return await _export_traces(request, mapper, writer)
+
+    @app.post("/api/v1/outcomes", summary="Record verdicts on runs")
+    async def post_outcomes(outcomes: list[OutcomeIn]) -> Response:
+        rows = []
+        for index, outcome in enumerate(outcomes):
+            try:
+                rows.append(outcome_row(outcome))
+            except ValueError as exc:
+                moment = outcome.timestamp.isoformat() if outcome.timestamp else None
+                error = {"loc": ["body", index, "timestamp"], "msg": str(exc), "input": moment}
+                return JSONResponse({"detail": [error]}, status_code=422)
+        try:
+            await asyncio.wrap_future(writer.submit((), rows))
+        except Exception as exc:  # the store failed: the caller may retry
+            return _unavailable(str(exc))
+        return JSONResponse({"accepted": len(rows)})
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    _include_reader_apps(app, store)
+    return app
+
+
+def _include_reader_apps(app: FastAPI, store: Store) -> None:
+    """Add the query API and mount the dashboard, both reading through one StoreReader."""
+    # Imported here so that importing this module (e.g. for serve's --help) stays light.
+    from a2wsgi import WSGIMiddleware
+
+    from agentledger.collector.api import api_router
+    from agentledger.collector.queries import StoreReader
+    from agentledger.dashboard.app import create_dash_app
+
+    reader = StoreReader(store)
+    app.include_router(api_router(reader))
+    dash_app = create_dash_app(reader, requests_pathname_prefix="/dashboard/")
+    app.mount("/dashboard", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
+
+
+async def _export_traces(request: Request, mapper: SpanMapper, writer: RowWriter) -> Response:
+    try:
+        media = otlp.media_type(request.headers.get("content-type"))
+    except otlp.UnsupportedMediaType as exc:
+        return _status(exc.status_code, str(exc), otlp.JSON)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > otlp.DEFAULT_MAX_BODY_BYTES:
+        message = f"Content-Length {length} is over the limit of {otlp.DEFAULT_MAX_BODY_BYTES}"
+        return _status(413, message, media)
+
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    try:
+        batch = await run_in_threadpool(_decode_and_map, body, encoding, media, mapper)
+    except otlp.OtlpError as exc:
+        logger.warning("export refused: status=%d reason=%s", exc.status_code, exc)
+        return _status(exc.status_code, str(exc), media)
+
+    rejected = len(batch.rejected)
+    message = ""
+    if rejected:
+        message = _rejection_message(batch)
+        logger.warning("spans rejected: count=%d stored=%d %s", rejected, len(batch.spans), message)
+        if not batch.spans:
+            return _status(400, message, media)
+    try:
+        await asyncio.wrap_future(writer.submit(batch.spans, batch.outcomes))
+    except Exception as exc:  # the store failed: the exporter should retry later
+        return _unavailable(str(exc), media)
+
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if media == otlp.PROTOBUF:
+        return Response(response.SerializeToString(), media_type=otlp.PROTOBUF)
+    return Response(json.dumps(json_format.MessageToDict(response)), media_type=otlp.JSON)
+
+
+def _decode_and_map(
+    body: bytes, encoding: str | None, media: str, mapper: SpanMapper
+) -> MappedBatch:
+    return mapper.map(otlp.decode(otlp.decompress(body, encoding), media))
+
+
+def _rejection_message(batch: MappedBatch) -> str:
+    total = len(batch.rejected) + len(batch.spans)
+    quoted = "; ".join(batch.rejected[:_QUOTED_REJECTIONS])
+    more = len(batch.rejected) - _QUOTED_REJECTIONS
+    suffix = f"; and {more} more" if more > 0 else ""
+    return f"{len(batch.rejected)} of {total} spans rejected: {quoted}{suffix}"
+
+
+def _status(http_status: int, message: str, media: str) -> Response:
+    """An OTLP error answer: a google.rpc.Status in the request's encoding."""
+    code = _RPC_CODES.get(http_status, _RPC_INVALID_ARGUMENT)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if http_status == 503 else None
+    if media == otlp.PROTOBUF:
+        body = status_pb2.Status(code=code, message=message).SerializeToString()
+        return Response(body, status_code=http_status, media_type=otlp.PROTOBUF, headers=headers)
+    return JSONResponse(
+        {"code": code, "message": message}, status_code=http_status, headers=headers
+    )
+
+
+def _unavailable(reason: str, media: str = otlp.JSON) -> Response:
+    return _status(503, f"the store did not accept the rows, retry later: {reason}", media)
+
+
+def outcome_row(outcome: OutcomeIn, now_ns: int | None = None) -> list[Any]:
+    """An ``outcomes`` row for a verdict posted to the API.
+
+    A verdict with a timestamp is keyed by its content, so posting it again stores it once;
+    one without is decided now and gets a fresh key.
+    """
+    if outcome.timestamp is None:
+        decided_at = now_ns if now_ns is not None else time.time_ns()
+        key = f"api:{uuid.uuid4().hex}"
+    else:
+        decided_at = _unix_ns(outcome.timestamp)
+        key = f"api:{outcome.source}:{decided_at}:{outcome.outcome}:{outcome.score}"
+    return [
+        outcome.project,
+        outcome.run_id,
+        outcome.outcome,
+        outcome.score,
+        outcome.source,
+        decided_at,
+        key,
+    ]
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _unix_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch; a naive datetime is read as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if ns < 0:
+        raise ValueError(f"timestamp {moment.isoformat()!r} is before 1970-01-01T00:00:00Z")
+    return ns
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Give the root logger a handler unless the process already configured one."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(host: str | None = None, port: int | None = None, store: str | None = None) -> int:
+    """Run the collector until interrupted; arguments left as None come from the environment.
+
+    Returns the process exit code: 0 after a clean shutdown (Ctrl+C), 1 when it could not
+    start. After SIGTERM, uvicorn ends the process by that signal once it has shut down.
+    """
+    import uvicorn
+
+    configure_logging()
+    overrides = {"host": host, "port": port, "store": store}
+    try:
+        settings = CollectorSettings(**{k: v for k, v in overrides.items() if v is not None})
+        app = create_app(settings)
+    except (StoreError, SettingsError, ValidationError) as exc:
+        logger.error("collector not started: %s", exc)
+        return 1
+
+    # log_config=None keeps the logging configured above; one worker, since a chDB store
+    # can be held by one process only.
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    logger.info(
+        "collector starting: host=%s port=%d store=%s",
+        settings.host,
+        settings.port,
+        app.state.store.dsn,
+    )
+    try:
+        uvicorn.Server(config).run()
+    except SystemExit as exc:  # uvicorn exits this way when it cannot start, e.g. port taken
+        if exc.code:
+            logger.error("collector not started: uvicorn exited with %r", exc.code)
+            return 1
+    except KeyboardInterrupt:
+        # uvicorn re-raises the SIGINT it caught once it has shut down cleanly; a SIGTERM is
+        # re-raised the same way and ends the process by that signal, also after a clean
+        # shutdown with every buffered row written.
+        pass
+    logger.info("collector stopped")
+    return 0

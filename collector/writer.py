@@ -1,0 +1,163 @@
+"""Batched inserts into the store, from any number of threads, by one writer thread.
+
+Rows wait in a buffer that is flushed when it holds ``max_rows``, when its oldest rows have
+waited ``flush_interval_seconds``, or at once when a caller is waiting for its rows (group
+commit: requests that arrive during one insert share the next). Each submission gets a
+future that completes when its rows are in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from agentledger.collector.mapping import OUTCOME_COLUMNS, SPAN_COLUMNS
+from agentledger.collector.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class WriterClosed(RuntimeError):
+    """Rows were submitted after the writer was closed."""
+
+
+class RowWriter:
+    """Buffers ``spans`` and ``outcomes`` rows and inserts them in batches.
+
+    Args:
+        store: Where the rows go; the writer does not close it.
+        max_rows: Buffered rows that trigger a flush.
+        flush_interval_seconds: Longest time a row waits when nobody waits for it.
+    """
+
+    def __init__(
+        self, store: Store, *, max_rows: int = 50_000, flush_interval_seconds: float = 0.2
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows!r}")
+        if flush_interval_seconds <= 0:
+            raise ValueError(f"flush_interval_seconds must be > 0, got {flush_interval_seconds!r}")
+        self._store = store
+        self._max_rows = max_rows
+        self._interval = flush_interval_seconds
+        self._cond = threading.Condition()
+        self._spans: list[Sequence[Any]] = []
+        self._outcomes: list[Sequence[Any]] = []
+        self._futures: list[Future[None]] = []
+        self._urgent = False
+        self._oldest = 0.0
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="agentledger-writer", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        spans: Sequence[Sequence[Any]],
+        outcomes: Sequence[Sequence[Any]] = (),
+        *,
+        urgent: bool = True,
+    ) -> Future[None]:
+        """Queue rows; the future completes once they are stored, or fails with the error.
+
+        ``urgent`` rows are flushed as soon as the writer is free; others wait for the size
+        or the interval.
+        """
+        future: Future[None] = Future()
+        if not spans and not outcomes:
+            future.set_result(None)
+            return future
+        with self._cond:
+            if self._closing:
+                raise WriterClosed("the writer is closed; rows were not stored")
+            if not self._spans and not self._outcomes:
+                self._oldest = time.monotonic()
+            self._spans.extend(spans)
+            self._outcomes.extend(outcomes)
+            self._futures.append(future)
+            self._urgent = self._urgent or urgent
+            self._cond.notify()
+        return future
+
+    def write(
+        self,
+        spans: Sequence[Sequence[Any]],
+        outcomes: Sequence[Sequence[Any]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Store rows and return when they are stored; raise the store's error if not."""
+        self.submit(spans, outcomes).result(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush every buffered row and stop the writer thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("writer did not finish within %.1f s; buffered rows may be lost", timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ready():
+                    self._cond.wait(self._wait_seconds())
+                if self._closing and not self._futures:
+                    return
+                spans, self._spans = self._spans, []
+                outcomes, self._outcomes = self._outcomes, []
+                futures, self._futures = self._futures, []
+                self._urgent = False
+            self._flush(spans, outcomes, futures)
+
+    def _ready(self) -> bool:
+        """Whether to flush now (or stop); called with the lock held."""
+        if not self._futures:
+            return self._closing
+        return (
+            self._urgent
+            or self._closing
+            or len(self._spans) + len(self._outcomes) >= self._max_rows
+            or time.monotonic() - self._oldest >= self._interval
+        )
+
+    def _wait_seconds(self) -> float | None:
+        if not self._futures:
+            return None
+        return max(0.0, self._oldest + self._interval - time.monotonic())
+
+    def _flush(
+        self,
+        spans: list[Sequence[Any]],
+        outcomes: list[Sequence[Any]],
+        futures: list[Future[None]],
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            self._store.insert("spans", spans, SPAN_COLUMNS)
+            self._store.insert("outcomes", outcomes, OUTCOME_COLUMNS)
+        except Exception as exc:  # any store failure fails this batch's callers, not the thread
+            # TODO: a durable spool (issue 7) will keep these rows; for now the callers get
+            # the error, and OTLP exporters retry the request.
+            logger.error(
+                "insert failed: spans=%d outcomes=%d dropped, callers told: %s",
+                len(spans),
+                len(outcomes),
+                exc,
+            )
+            for future in futures:
+                future.set_exception(exc)
+            return
+        logger.debug(
+            "inserted spans=%d outcomes=%d requests=%d in %.1f ms",
+            len(spans),
+            len(outcomes),
+            len(futures),
+            (time.perf_counter() - started) * 1000,
+        )
+        for future in futures:
+            future.set_result(None)

@@ -1,0 +1,253 @@
+"""The Dash application: built around a ``LedgerReader``, mounted by the collector.
+
+The collector serves the dashboard in its own process, behind a WSGI bridge mounted at
+``/dashboard``. The mount strips that prefix before Dash sees a request, so Dash routes from
+``/`` while the browser must ask for ``/dashboard/...``: hence ``routes_pathname_prefix="/"``
+and ``requests_pathname_prefix="/dashboard/"``.
+
+Every callback is a thin wrapper around a plain function of ``overview`` or ``run_detail``
+that takes the reader and the callback's inputs, so tests call those functions directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import dash
+import plotly.graph_objects as go
+from dash import Input, Output, State, html
+from dash.development.base_component import Component
+
+from agentledger.dashboard import figures, layout, overview, routes, run_detail
+from agentledger.dashboard.filters import from_controls, parse_search
+from agentledger.dashboard.style import INDEX_STRING
+from agentledger.schemas.api import LedgerReader
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "/dashboard/"
+
+T = TypeVar("T")
+
+
+def create_dash_app(
+    reader: LedgerReader, *, requests_pathname_prefix: str = DEFAULT_PREFIX
+) -> dash.Dash:
+    """Build the dashboard over ``reader``.
+
+    Args:
+        reader: where every number comes from; the dashboard never opens the store itself.
+        requests_pathname_prefix: the path under which browsers reach the app, with leading
+            and trailing slashes. Mount ``app.server`` (a WSGI app) at this path minus its
+            trailing slash, e.g. ``Mount("/dashboard", WSGIMiddleware(app.server))``.
+    """
+    prefix = requests_pathname_prefix
+    if not (prefix.startswith("/") and prefix.endswith("/")):
+        raise ValueError(
+            f"requests_pathname_prefix={prefix!r} must start and end with '/', e.g. '/dashboard/'"
+        )
+
+    app = dash.Dash(
+        __name__,
+        requests_pathname_prefix=prefix,
+        routes_pathname_prefix="/",
+        serve_locally=True,
+        include_assets_files=False,
+        index_string=INDEX_STRING,
+        title="agentledger",
+        update_title=None,  # type: ignore[arg-type]  # None keeps the title while updating
+        add_log_handler=False,
+    )
+    app.layout = layout.shell(prefix)
+    # Pages are swapped in by the router; the validation layout lists every component any
+    # page may hold, so that Dash still checks callback ids instead of suppressing the check.
+    app.validation_layout = html.Div(  # type: ignore[assignment]  # Dash types it as None
+        [layout.shell(prefix), layout.overview_page(parse_search(None))]
+    )
+    _register_callbacks(app, reader, prefix)
+    return app
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What the router outputs: the page, whether the filter bar shows, the workflow choices."""
+
+    page: Component
+    filters_style: dict[str, str]
+    # no_update when the page could not be read: clearing the choices would clear the choice.
+    workflow_options: list[dict[str, str]] | dash.NoUpdate
+
+
+def render_page(
+    reader: LedgerReader, prefix: str, pathname: str | None, search: str | None
+) -> Rendered:
+    """The page that the address asks for."""
+    route = routes.resolve(prefix, pathname)
+    parsed = parse_search(search)
+    # Every page sets the workflow choices, the one in the address included: a dropdown
+    # drops a value missing from its options, and that would rewrite the address.
+    workflows = reader.workflows(project=parsed.filters.project)
+    options = layout.workflow_options(workflows, parsed.filters.workflow)
+
+    if route.page == "run" and route.run_id is not None:
+        page = run_detail.run_page(reader, route.run_id, prefix, parsed.filters)
+        return Rendered(page, layout.HIDDEN, options)
+    if route.page == "missing":
+        return Rendered(layout.missing_page(prefix, route.path), layout.HIDDEN, options)
+    if not workflows:
+        return Rendered(layout.empty_store_page(), layout.HIDDEN, options)
+    return Rendered(layout.overview_page(parsed), layout.SHOWN, options)
+
+
+def window_search(search: str | None) -> str:
+    """The part of the query string that the metrics depend on (not the run-list offset)."""
+    return parse_search(search).filters.window().to_search()
+
+
+ADDRESS_INPUTS = (f"{layout.URL}.search", f"{layout.WORKFLOW}.options")
+
+
+def address_moved(triggered: list[str]) -> bool:
+    """Whether the filter callback runs because the address (or the page) changed, rather
+    than a control: on the first call (nothing triggered), after the router set the workflow
+    choices, or when the query string changed."""
+    return not triggered or any(prop_id in ADDRESS_INPUTS for prop_id in triggered)
+
+
+def sync_filters(
+    from_url: bool,
+    search: str | None,
+    workflow: str | None,
+    start_date: str | None,
+    end_date: str | None,
+) -> tuple[Any, Any, Any, Any]:
+    """Keep the filter controls and the query string in step, in whichever direction moved.
+
+    When the user changes a control, the query string follows (and the run list starts over);
+    when the address changes (back, forward, a link), the controls follow. Returns the new
+    query string, workflow, first day and last day, ``no_update`` where nothing changes.
+    """
+    if from_url:
+        filters = parse_search(search).filters
+        first_day, last_day = filters.picker_dates()
+        return dash.no_update, filters.workflow, first_day, last_day
+    fresh = from_controls(search, workflow, start_date, end_date).to_search()
+    if fresh == (search or ""):
+        return dash.no_update, dash.no_update, dash.no_update, dash.no_update
+    return fresh, dash.no_update, dash.no_update, dash.no_update
+
+
+def guarded(what: str, read: Callable[[], T], fallback: Callable[[], T]) -> T:
+    """``read()``, or ``fallback()`` with the failure logged when the reader raises.
+
+    A store that is down or a query that fails must leave a page that says so, not a
+    callback error in the browser. The page does not show the exception, which may carry
+    connection details; the collector's log has it.
+    """
+    try:
+        return read()
+    except Exception:  # any reader failure: log it and show a notice instead
+        logger.exception("dashboard: reading %s failed; showing a notice instead", what)
+        return fallback()
+
+
+def _register_callbacks(app: dash.Dash, reader: LedgerReader, prefix: str) -> None:
+    @app.callback(
+        Output(layout.PAGE, "children"),
+        Output(layout.FILTERS, "style"),
+        Output(layout.WORKFLOW, "options"),
+        Input(layout.URL, "pathname"),
+        State(layout.URL, "search"),
+    )
+    def _page(pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
+        rendered = guarded(
+            "the page",
+            lambda: render_page(reader, prefix, pathname, search),
+            lambda: Rendered(layout.read_failure(), layout.HIDDEN, dash.no_update),
+        )
+        return rendered.page, rendered.filters_style, rendered.workflow_options
+
+    # One callback for both directions: Dash allows a circular dependency only within one.
+    @app.callback(
+        Output(layout.URL, "search"),
+        Output(layout.WORKFLOW, "value"),
+        Output(layout.DATES, "start_date"),
+        Output(layout.DATES, "end_date"),
+        Input(layout.URL, "search"),
+        Input(layout.WORKFLOW, "value"),
+        Input(layout.DATES, "start_date"),
+        Input(layout.DATES, "end_date"),
+        # The router sets the options; as an input they make this wait for the router.
+        Input(layout.WORKFLOW, "options"),
+    )
+    def _filters(
+        search: str | None,
+        workflow: str | None,
+        start_date: str | None,
+        end_date: str | None,
+        _options: Any,
+    ) -> tuple[Any, Any, Any, Any]:
+        from_url = address_moved(list(dash.ctx.triggered_prop_ids))
+        return sync_filters(from_url, search, workflow, start_date, end_date)
+
+    @app.callback(
+        Output(layout.WINDOW, "data"),
+        Input(layout.URL, "search"),
+        State(layout.WINDOW, "data"),
+        prevent_initial_call=True,
+    )
+    def _window(search: str | None, current: str | None) -> Any:
+        # Paging through runs changes only the offset: the metrics must not be queried again.
+        fresh = window_search(search)
+        return dash.no_update if fresh == current else fresh
+
+    @app.callback(Output(layout.KPIS, "children"), Input(layout.WINDOW, "data"))
+    def _kpis(window: str | None) -> Component:
+        filters = parse_search(window).filters
+        return guarded(
+            "the headline cards",
+            lambda: overview.kpi_section(reader, filters),
+            layout.read_failure,
+        )
+
+    @app.callback(
+        Output(layout.STEP_TIER_TABLE, "children"),
+        Output(layout.STEP_TIER_ROWS, "data"),
+        Input(layout.WINDOW, "data"),
+    )
+    def _step_tiers(window: str | None) -> tuple[Any, list[dict[str, Any]]]:
+        filters = parse_search(window).filters
+        return guarded(
+            "steps × tiers",
+            lambda: overview.step_tier_section(reader, filters),
+            lambda: (layout.read_failure(), []),
+        )
+
+    @app.callback(
+        Output(layout.STEP_TIER_HEATMAP, "figure"),
+        Input(layout.STEP_TIER_ROWS, "data"),
+        Input(layout.HEADLINE, "value"),
+    )
+    def _heatmap(stored: list[dict[str, Any]] | None, metric: str | None) -> go.Figure:
+        return overview.step_tier_heatmap(stored, metric)
+
+    @app.callback(Output(layout.TREND, "figure"), Input(layout.WINDOW, "data"))
+    def _trend(window: str | None) -> go.Figure:
+        filters = parse_search(window).filters
+        return guarded(
+            "totals over time",
+            lambda: overview.trend_figure(reader, filters),
+            lambda: figures.empty(layout.READ_FAILURE),
+        )
+
+    @app.callback(Output(layout.RUNS, "children"), Input(layout.URL, "search"))
+    def _runs(search: str | None) -> Component:
+        filters = parse_search(search).filters
+        return guarded(
+            "the run list",
+            lambda: overview.runs_section(reader, filters, prefix),
+            layout.read_failure,
+        )
