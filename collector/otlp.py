@@ -22,6 +22,7 @@ import json
 import math
 import re
 import zlib
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -136,6 +137,19 @@ def media_type(content_type: str | None) -> str:
         ) from None
 
 
+async def read_body(chunks: AsyncIterable[bytes], max_bytes: int) -> bytes:
+    """Collect a request body, refusing it as soon as it passes ``max_bytes``.
+
+    Needed besides a ``Content-Length`` check: a chunked request declares no length.
+    """
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLarge(f"request body is over the limit of {max_bytes} bytes")
+    return bytes(body)
+
+
 def decompress(
     body: bytes, content_encoding: str | None, max_bytes: int = DEFAULT_MAX_BODY_BYTES
 ) -> bytes:
@@ -232,7 +246,7 @@ def _pb_id(raw: bytes, size: int, name: str) -> str:
     if len(raw) != size:
         raise SpanRejected(f"{name} {raw.hex()!r} is not {size} bytes long")
     if raw == b"\0" * size:
-        raise SpanRejected(f"{name} is all zeros, which OTLP defines as invalid")
+        raise SpanRejected(f"{name} {raw.hex()!r} is all zeros, which OTLP defines as invalid")
     return raw.hex()
 
 
@@ -365,7 +379,7 @@ def _json_id(value: Any, pattern: re.Pattern[str], zero: str, name: str, digits:
         raise SpanRejected(f"{name} {value!r} is not {digits} hex digits{hint}")
     hex_id: str = value.lower()
     if hex_id == zero:
-        raise SpanRejected(f"{name} is all zeros, which OTLP defines as invalid")
+        raise SpanRejected(f"{name} {value!r} is all zeros, which OTLP defines as invalid")
     return hex_id
 
 

@@ -7,7 +7,8 @@ units ``cache_read_tokens`` and ``cache_write_tokens`` at the input rate, and ra
 part exceeds the whole (read in genai-prices 0.2.3). So the counts are passed unchanged.
 
 Only the price data bundled with genai-prices is used: the collector never fetches prices
-from the network at run time.
+from the network at run time. A user price file (``collector/price_file.py``) prices private
+models and resolves exact aliases; its entries win over genai-prices for the same name.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import TieredPrices
 
+from agentledger.collector.price_file import PriceFile
+
 logger = logging.getLogger(__name__)
 
 SOURCE_REPORTED: Final = "reported"
 SOURCE_GENAI_PRICES: Final = "genai-prices"
+SOURCE_PRICE_FILE: Final = "price-file"
 SOURCE_UNKNOWN: Final = ""
 
 # cost_usd is Decimal(18, 12) in the store.
@@ -40,7 +44,8 @@ class Pricer:
     repeats one lookup or one log line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, price_file: PriceFile | None = None) -> None:
+        self._price_file = price_file
         self._models: dict[tuple[str, str], tuple[Any, Any] | None] = {}
         self._rates: dict[int, tuple[Any, _Rates | None]] = {}
         self._logged: set[tuple[str, str]] = set()
@@ -60,14 +65,29 @@ class Pricer:
     ) -> tuple[Decimal | None, str]:
         """The cost of one call in USD and where it came from.
 
-        A reported cost wins. Otherwise the call is priced when its model is known to
-        genai-prices and it has token counts; else the cost is ``None`` (unknown, never 0)
-        and the source is ``''``.
+        A reported cost wins. Otherwise the call is priced when it has token counts and its
+        model (or the model its exact alias names) is in the price file or known to
+        genai-prices, in that order; else the cost is ``None`` (unknown, never 0) and the
+        source is ``''``.
         """
         if reported_usd is not None:
             return reported_usd, SOURCE_REPORTED
         if not model or (input_tokens is None and output_tokens is None):
             return None, SOURCE_UNKNOWN
+        if self._price_file is not None:
+            model, rates = self._price_file.resolve(model)
+            if rates is not None:
+                try:
+                    file_price = rates.price(
+                        input_tokens=input_tokens or 0,
+                        output_tokens=output_tokens or 0,
+                        cache_read_tokens=cache_read_tokens or 0,
+                        cache_write_tokens=cache_write_tokens or 0,
+                    )
+                except ValueError as exc:
+                    self._log_once(model, provider, f"price file cannot price it ({exc})")
+                    return None, SOURCE_UNKNOWN
+                return file_price.quantize(_COST_QUANTUM), SOURCE_PRICE_FILE
         price = self.price(
             model,
             provider,

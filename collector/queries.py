@@ -12,14 +12,17 @@ ClickHouse merges its parts. User values are always bound as ``{name:Type}`` par
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from agentledger.collector.analysis import AnalysisQueries
 from agentledger.collector.store import Store
 from agentledger.schemas.api import (
     Attempt,
+    BudgetQuery,
+    BudgetReport,
     Call,
     GroupKey,
     MetricsQuery,
@@ -254,11 +257,14 @@ _GROUP_COLUMNS: dict[GroupKey, str] = {
 }
 
 
-class StoreReader:
+class StoreReader(AnalysisQueries):
     """The ``LedgerReader`` over a ``Store``: what the API and the dashboard read."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, tier_map: Mapping[str, str] | None = None) -> None:
         self._store = store
+        # The tiers of the collector's tier map: a grouping by tier shows each of them, also
+        # one without data in the window, so that "nothing ran on small" is visible.
+        self._tiers = sorted(set((tier_map or {}).values()))
 
     # --- metrics ---------------------------------------------------------------------------
 
@@ -304,7 +310,10 @@ class StoreReader:
             + (f"\nGROUP BY {group_sql}\nORDER BY {group_sql}" if keys else "")
         )
         rows = self._store.query_dicts(sql, params)
-        return [_metrics_row(keys, row) for row in rows]
+        result = [_metrics_row(keys, row) for row in rows]
+        if keys == ["tier"] and self._tiers:
+            result = _with_idle_tiers(result, self._tiers, query.tier)
+        return result
 
     # --- runs ------------------------------------------------------------------------------
 
@@ -385,6 +394,13 @@ ORDER BY b.start_time, b.sid""",
             {"project": project},
         )
         return [str(row[0]) for row in rows]
+
+    def budgets(self, query: BudgetQuery) -> BudgetReport:
+        """Budget breaches, budget use by workflow and alert states (``docs/budgets.md``)."""
+        # Imported here: budget_queries builds on this module's query fragments.
+        from agentledger.collector.budget_queries import budget_report
+
+        return budget_report(self._store, query)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -513,7 +529,10 @@ def _metrics_row(keys: Sequence[GroupKey], row: dict[str, Any]) -> MetricsRow:
         unpriced_calls=unpriced,
         cost_complete=unpriced == 0,
         cost_per_correct_outcome_usd=(
-            judged_cost / correct if correct and judged_cost is not None else None
+            # Rounded to the store's precision: a quotient has no more exact digits than that.
+            (judged_cost / correct).quantize(_USD_QUANTUM)
+            if correct and judged_cost is not None
+            else None
         ),
         outcome_coverage=known / runs if runs else None,
         success_rate=correct / known if known else None,
@@ -521,6 +540,45 @@ def _metrics_row(keys: Sequence[GroupKey], row: dict[str, Any]) -> MetricsRow:
         retry_amplification=_ratio(row["tokens_all"], row["tokens_accepted"]),
         cost_retry_amplification=_ratio(row["cost_all"], row["cost_accepted"]),
     )
+
+
+def _with_idle_tiers(
+    rows: list[MetricsRow], tiers: Sequence[str], only: str | None
+) -> list[MetricsRow]:
+    """Rows by tier plus an empty row for each mapped tier that has none (counts 0, rates null)."""
+    seen = {row.tier for row in rows}
+    idle = [
+        MetricsRow(
+            tier=tier,
+            runs=0,
+            known_runs=0,
+            correct_runs=0,
+            calls=0,
+            attempts=0,
+            input_tokens=0,
+            output_tokens=0,
+            cached_tokens=0,
+            cache_write_tokens=0,
+            reingested_tokens=0,
+            cost_usd=Decimal(0),
+            unpriced_calls=0,
+            cost_complete=True,
+            cost_per_correct_outcome_usd=None,
+            outcome_coverage=None,
+            success_rate=None,
+            reingestion_overhead=None,
+            retry_amplification=None,
+            cost_retry_amplification=None,
+        )
+        for tier in tiers
+        if tier not in seen and (only is None or tier == only)
+    ]
+    if not idle:
+        return rows
+    return sorted([*rows, *idle], key=lambda row: row.tier or "")
+
+
+_USD_QUANTUM = Decimal("1e-12")
 
 
 def _known_cost(priced_cost: Decimal, priced_rows: int, unpriced_calls: int) -> Decimal | None:

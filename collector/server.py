@@ -8,7 +8,6 @@ spans were rejected), and for a request that cannot be read a 4xx carrying a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -18,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from google.protobuf import json_format
 from google.rpc import status_pb2
@@ -28,10 +27,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector import otlp
+from agentledger.collector import auth, otlp, request_errors
 from agentledger.collector.mapping import MappedBatch, SpanMapper
 from agentledger.collector.pricing import Pricer
 from agentledger.collector.settings import CollectorSettings, SettingsError
+from agentledger.collector.spool import (
+    DurableWriter,
+    Spool,
+    SpoolDrainer,
+    SpoolError,
+    SpoolFull,
+    default_directory,
+)
 from agentledger.collector.store import Store, StoreError
 from agentledger.collector.writer import RowWriter
 from agentledger.schemas.api import OutcomeIn
@@ -61,40 +68,67 @@ def create_app(
         settings: Store DSN and tier map; read from the environment when omitted.
         store: An open store to use instead of opening ``settings.store``; the caller keeps
             it and closes it. A store the app opened itself is closed at shutdown.
-        pricer: The pricer of the ingest path; a fresh one when omitted.
+        pricer: The pricer of the ingest path; when omitted, a fresh one with the price
+            file of ``settings``.
     """
     settings = settings or CollectorSettings()
-    mapper = SpanMapper(tier_map=settings.tiers(), pricer=pricer)
-    if settings.price_file is not None:
-        logger.warning(
-            "price file ignored: path=%s; this version prices with genai-prices only",
-            settings.price_file,
-        )
+    tiers = settings.tiers()
+    mapper = SpanMapper(
+        tier_map=tiers,
+        pricer=pricer or Pricer(price_file=settings.prices()),
+        context_rules=settings.context_rules(),
+    )
+    # Checked before the store is opened: a collector open to strangers must not start.
+    keys = auth.load_keys(settings.keys_file)
+    auth.check_exposure(settings.host, keys)
     owns_store = store is None
     if store is None:
-        store = Store(settings.store)
+        store = Store(settings.store, cluster=settings.cluster_layout())
     store.migrate()
+    # Read now so that a bad alerts file stops the start; evaluation runs with the lifespan.
+    from agentledger.collector.alerts import scheduler_for
+
+    alerts = scheduler_for(settings, store)
     writer = RowWriter(store)
+    # Rows are spooled durably before any 2xx; the drainer replays what the store refused.
+    spool = Spool(
+        settings.spool_dir or default_directory(store.dsn), max_bytes=settings.spool_max_bytes
+    )
+    durable = DurableWriter(spool, writer)
+    drainer = SpoolDrainer(spool, writer.write)
+    drainer.start()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if alerts is not None:
+            alerts.start()
         yield
+        if alerts is not None:
+            await run_in_threadpool(alerts.stop)
+        await run_in_threadpool(drainer.close)
         await run_in_threadpool(writer.close)
+        spool.close()
         if owns_store:
             store.close()
 
     app = FastAPI(title="agentledger", lifespan=lifespan)
     app.state.store = store
     app.state.writer = writer
+    app.state.spool = spool
+    request_errors.install(app)  # never a 500 for a body that is not UTF-8
+    sessions = auth.Sessions(settings.session_secret)
+    app.add_middleware(auth.AccessGuard, keys=keys, sessions=sessions)
+    app.include_router(auth.login_router(keys, sessions))
 
     @app.post("/v1/traces", summary="OTLP/HTTP trace export")
     async def export_traces(request: Request) -> Response:
-        return await _export_traces(request, mapper, writer)
+        return await _export_traces(request, mapper, durable, settings.max_body_bytes)
 
     @app.post("/api/v1/outcomes", summary="Record verdicts on runs")
     async def post_outcomes(outcomes: list[OutcomeIn]) -> Response:
         rows = []
         for index, outcome in enumerate(outcomes):
+            outcome = auth.claim_project(outcome, auth.current_principal())
             try:
                 rows.append(outcome_row(outcome))
             except ValueError as exc:
@@ -102,8 +136,8 @@ def create_app(
                 error = {"loc": ["body", index, "timestamp"], "msg": str(exc), "input": moment}
                 return JSONResponse({"detail": [error]}, status_code=422)
         try:
-            await asyncio.wrap_future(writer.submit((), rows))
-        except Exception as exc:  # the store failed: the caller may retry
+            await durable.write((), rows)
+        except SpoolError as exc:  # neither store nor spool took the rows: the caller may retry
             return _unavailable(str(exc))
         return JSONResponse({"accepted": len(rows)})
 
@@ -115,11 +149,11 @@ def create_app(
     async def root() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
 
-    _include_reader_apps(app, store)
+    _include_reader_apps(app, store, tiers)
     return app
 
 
-def _include_reader_apps(app: FastAPI, store: Store) -> None:
+def _include_reader_apps(app: FastAPI, store: Store, tiers: dict[str, str]) -> None:
     """Add the query API and mount the dashboard, both reading through one StoreReader."""
     # Imported here so that importing this module (e.g. for serve's --help) stays light.
     from a2wsgi import WSGIMiddleware
@@ -128,26 +162,42 @@ def _include_reader_apps(app: FastAPI, store: Store) -> None:
     from agentledger.collector.queries import StoreReader
     from agentledger.dashboard.app import create_dash_app
 
-    reader = StoreReader(store)
+    # Every read is limited to the project of the request's key (no-op without keys).
+    reader = auth.scoped_reader(StoreReader(store, tier_map=tiers))
     app.include_router(api_router(reader))
+    from agentledger.collector.budget_api import budget_router
+
+    app.include_router(budget_router(reader))
+    from agentledger.collector.analysis_api import analysis_router
+
+    app.include_router(analysis_router(reader))
+    from agentledger.collector.adhoc import sql_router
+
+    # SQL reads every project: it needs an admin key of project "*".
+    app.include_router(sql_router(store), dependencies=[Depends(auth.require_sql_admin)])
     dash_app = create_dash_app(reader, requests_pathname_prefix="/dashboard/")
     app.mount("/dashboard", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
 
 
-async def _export_traces(request: Request, mapper: SpanMapper, writer: RowWriter) -> Response:
+async def _export_traces(
+    request: Request, mapper: SpanMapper, durable: DurableWriter, max_bytes: int
+) -> Response:
     try:
         media = otlp.media_type(request.headers.get("content-type"))
     except otlp.UnsupportedMediaType as exc:
         return _status(exc.status_code, str(exc), otlp.JSON)
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > otlp.DEFAULT_MAX_BODY_BYTES:
-        message = f"Content-Length {length} is over the limit of {otlp.DEFAULT_MAX_BODY_BYTES}"
+    if length.isdigit() and int(length) > max_bytes:
+        message = f"Content-Length {length} is over the limit of {max_bytes}"
         return _status(413, message, media)
 
-    body = await request.body()
     encoding = request.headers.get("content-encoding")
+    principal = auth.current_principal()
     try:
-        batch = await run_in_threadpool(_decode_and_map, body, encoding, media, mapper)
+        body = await otlp.read_body(request.stream(), max_bytes)
+        batch = await run_in_threadpool(
+            _decode_and_map, body, encoding, media, mapper, max_bytes, principal
+        )
     except otlp.OtlpError as exc:
         logger.warning("export refused: status=%d reason=%s", exc.status_code, exc)
         return _status(exc.status_code, str(exc), media)
@@ -160,8 +210,12 @@ async def _export_traces(request: Request, mapper: SpanMapper, writer: RowWriter
         if not batch.spans:
             return _status(400, message, media)
     try:
-        await asyncio.wrap_future(writer.submit(batch.spans, batch.outcomes))
-    except Exception as exc:  # the store failed: the exporter should retry later
+        await durable.write(batch.spans, batch.outcomes)
+    except SpoolFull as exc:  # the store has been away for long: the exporter retries later
+        logger.warning("export refused: spool full, spans=%d: %s", len(batch.spans), exc)
+        return _unavailable(str(exc), media)
+    except SpoolError as exc:  # neither the store nor the spool took the rows
+        logger.error("export refused: spool unwritable, spans=%d: %s", len(batch.spans), exc)
         return _unavailable(str(exc), media)
 
     response = ExportTraceServiceResponse()
@@ -174,9 +228,16 @@ async def _export_traces(request: Request, mapper: SpanMapper, writer: RowWriter
 
 
 def _decode_and_map(
-    body: bytes, encoding: str | None, media: str, mapper: SpanMapper
+    body: bytes,
+    encoding: str | None,
+    media: str,
+    mapper: SpanMapper,
+    max_bytes: int,
+    principal: auth.Principal,
 ) -> MappedBatch:
-    return mapper.map(otlp.decode(otlp.decompress(body, encoding), media))
+    decoded = otlp.decode(otlp.decompress(body, encoding, max_bytes), media)
+    auth.claim_resources(decoded, principal)
+    return mapper.map(decoded)
 
 
 def _rejection_message(batch: MappedBatch) -> str:
@@ -260,7 +321,7 @@ def serve(host: str | None = None, port: int | None = None, store: str | None = 
     try:
         settings = CollectorSettings(**{k: v for k, v in overrides.items() if v is not None})
         app = create_app(settings)
-    except (StoreError, SettingsError, ValidationError) as exc:
+    except (StoreError, SettingsError, SpoolError, ValidationError) as exc:
         logger.error("collector not started: %s", exc)
         return 1
 

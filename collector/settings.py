@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentledger.collector.dialects import ContextRules
 from agentledger.schemas import environment as env
+from agentledger.schemas.cluster import ClusterLayout, ClusterSchemaError, parse_shard_keys
 
+if TYPE_CHECKING:
+    from agentledger.collector.price_file import PriceFile
 
 ENV_PREFIX = "AGENTLEDGER_"
 
@@ -37,14 +42,66 @@ class CollectorSettings(BaseSettings):
     store: str | None = None
     #: JSON file mapping exact model names to tiers, e.g. ``{"gpt-4o-mini": "small"}``.
     tier_map: Path | None = None
-    # TODO: read the price file (issue 3); until then the server warns that it is ignored.
+    #: TOML price file for private models and exact aliases; see ``docs/pricing.md``.
     price_file: Path | None = None
+    #: JSON file overriding the workflow and step rules of foreign spans (docs/dialects.md).
+    dialect_rules: Path | None = None
+    #: TOML file of alert rules and channels (``docs/alerts.md``); None: no alerts.
+    alerts_file: Path | None = None
+    #: Whether this process evaluates the alert rules: true on exactly one collector of a store.
+    evaluate_alerts: bool = True
+    #: Largest OTLP request body in bytes, before and after decompression.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    #: Directory of the ingest spool; None means ``<store dir>.spool`` (``./agentledger-spool``
+    #: for a ClickHouse server).
+    spool_dir: Path | None = None
+    #: Bytes the spool may hold while the store is unreachable; past it ingest answers 503.
+    spool_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    #: TOML file of API keys (see ``agentledger.collector.auth``); None leaves access open,
+    #: which ``serve`` allows on a loopback address only.
+    keys_file: Path | None = None
+    #: Secret signing dashboard session cookies; random per process when unset.
+    session_secret: str | None = Field(default=None, repr=False)
+    #: ClickHouse cluster of an ``http://`` store; None means a single node (see deploy/).
+    cluster: str | None = None
+    #: Sharding keys on a cluster, as ``agentledger schema --shard-key`` takes them,
+    #: ``;``-separated; None means the default key of each table.
+    shard_key: str | None = None
+
+    def cluster_layout(self) -> ClusterLayout | None:
+        """The cluster form of the schema to apply, or None for a single node."""
+        if not self.cluster:
+            return None
+        values = [part for part in (self.shard_key or "").split(";") if part.strip()]
+        default, by_table = parse_shard_keys(values)
+        try:
+            return ClusterLayout(self.cluster, shard_key=default, shard_keys=by_table)
+        except ClusterSchemaError as exc:
+            raise SettingsError(str(exc)) from exc
 
     def tiers(self) -> dict[str, str]:
         """The model -> tier map read from :attr:`tier_map`, or an empty map."""
         if self.tier_map is None:
             return {}
         return load_tier_map(self.tier_map)
+
+    def prices(self) -> PriceFile | None:
+        """The price file read from :attr:`price_file`, or None without one."""
+        if self.price_file is None:
+            return None
+        # Imported here: price_file imports SettingsError from this module.
+        from agentledger.collector.price_file import load_price_file
+
+        return load_price_file(self.price_file)
+
+    def context_rules(self) -> ContextRules:
+        """The foreign-span rules: defaults, overridden by :attr:`dialect_rules`."""
+        if self.dialect_rules is None:
+            return ContextRules()
+        try:
+            return ContextRules.from_file(self.dialect_rules)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
 
 
 def load_tier_map(path: Path) -> dict[str, str]:

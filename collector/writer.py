@@ -141,10 +141,10 @@ class RowWriter:
             self._store.insert("spans", spans, SPAN_COLUMNS)
             self._store.insert("outcomes", outcomes, OUTCOME_COLUMNS)
         except Exception as exc:  # any store failure fails this batch's callers, not the thread
-            # TODO: a durable spool (issue 7) will keep these rows; for now the callers get
-            # the error, and OTLP exporters retry the request.
+            # The server spooled these rows before submitting them (collector.spool): the
+            # callers learn of the failure and the spool replays the rows later.
             logger.error(
-                "insert failed: spans=%d outcomes=%d dropped, callers told: %s",
+                "insert failed: spans=%d outcomes=%d not stored, callers told: %s",
                 len(spans),
                 len(outcomes),
                 exc,

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, html
 from dash.development.base_component import Component
 
-from agentledger.dashboard import figures, layout, overview, routes, run_detail
+from agentledger.dashboard import budgets, figures, layout, overview, pages, routes, run_detail
 from agentledger.dashboard.filters import from_controls, parse_search
 from agentledger.dashboard.style import INDEX_STRING
 from agentledger.schemas.api import LedgerReader
@@ -65,9 +65,16 @@ def create_dash_app(
     # Pages are swapped in by the router; the validation layout lists every component any
     # page may hold, so that Dash still checks callback ids instead of suppressing the check.
     app.validation_layout = html.Div(  # type: ignore[assignment]  # Dash types it as None
-        [layout.shell(prefix), layout.overview_page(parse_search(None))]
+        [
+            layout.shell(prefix),
+            layout.overview_page(parse_search(None)),
+            budgets.page(),
+            *pages.validation_layout(),
+        ]
     )
     _register_callbacks(app, reader, prefix)
+    budgets.register(app, reader, prefix)
+    pages.register(app, reader, prefix)  # type: ignore[arg-type]  # the collector's reader has them
     return app
 
 
@@ -97,9 +104,28 @@ def render_page(
         return Rendered(page, layout.HIDDEN, options)
     if route.page == "missing":
         return Rendered(layout.missing_page(prefix, route.path), layout.HIDDEN, options)
+    if route.page == "budgets":
+        return Rendered(budgets.page(), layout.SHOWN, options)
     if not workflows:
         return Rendered(layout.empty_store_page(), layout.HIDDEN, options)
+    if route.page == "analysis":
+        return Rendered(pages.skeleton(route.path), layout.SHOWN, options)
     return Rendered(layout.overview_page(parsed), layout.SHOWN, options)
+
+
+def dimension_options(
+    reader: LedgerReader, search: str | None
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The model and tier choices, the ones in the address included (see workflow_options)."""
+    filters = parse_search(search).filters
+    dimensions = getattr(reader, "dimensions", None)
+    found = dimensions(filters.project) if dimensions is not None else None
+    models = found.models if found is not None else []
+    tiers = found.tiers if found is not None else []
+    return (
+        layout.workflow_options(models, filters.model),
+        layout.workflow_options(tiers, filters.tier),
+    )
 
 
 def window_search(search: str | None) -> str:
@@ -107,7 +133,12 @@ def window_search(search: str | None) -> str:
     return parse_search(search).filters.window().to_search()
 
 
-ADDRESS_INPUTS = (f"{layout.URL}.search", f"{layout.WORKFLOW}.options")
+ADDRESS_INPUTS = (
+    f"{layout.URL}.search",
+    f"{layout.WORKFLOW}.options",
+    f"{layout.MODEL}.options",
+    f"{layout.TIER}.options",
+)
 
 
 def address_moved(triggered: list[str]) -> bool:
@@ -123,21 +154,26 @@ def sync_filters(
     workflow: str | None,
     start_date: str | None,
     end_date: str | None,
-) -> tuple[Any, Any, Any, Any]:
+    model: str | None = None,
+    tier: str | None = None,
+) -> tuple[Any, ...]:
     """Keep the filter controls and the query string in step, in whichever direction moved.
 
     When the user changes a control, the query string follows (and the run list starts over);
     when the address changes (back, forward, a link), the controls follow. Returns the new
-    query string, workflow, first day and last day, ``no_update`` where nothing changes.
+    query string, workflow, first day, last day, model and tier, ``no_update`` where nothing
+    changes.
     """
+    unchanged = dash.no_update
     if from_url:
         filters = parse_search(search).filters
         first_day, last_day = filters.picker_dates()
-        return dash.no_update, filters.workflow, first_day, last_day
-    fresh = from_controls(search, workflow, start_date, end_date).to_search()
+        return unchanged, filters.workflow, first_day, last_day, filters.model, filters.tier
+    chosen = from_controls(search, workflow, start_date, end_date, model=model, tier=tier)
+    fresh = chosen.to_search()
     if fresh == (search or ""):
-        return dash.no_update, dash.no_update, dash.no_update, dash.no_update
-    return fresh, dash.no_update, dash.no_update, dash.no_update
+        return (unchanged,) * 6
+    return (fresh,) + (unchanged,) * 5
 
 
 def guarded(what: str, read: Callable[[], T], fallback: Callable[[], T]) -> T:
@@ -159,16 +195,23 @@ def _register_callbacks(app: dash.Dash, reader: LedgerReader, prefix: str) -> No
         Output(layout.PAGE, "children"),
         Output(layout.FILTERS, "style"),
         Output(layout.WORKFLOW, "options"),
+        Output(layout.MODEL, "options"),
+        Output(layout.TIER, "options"),
         Input(layout.URL, "pathname"),
         State(layout.URL, "search"),
     )
-    def _page(pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
+    def _page(pathname: str | None, search: str | None) -> tuple[Any, ...]:
         rendered = guarded(
             "the page",
             lambda: render_page(reader, prefix, pathname, search),
             lambda: Rendered(layout.read_failure(), layout.HIDDEN, dash.no_update),
         )
-        return rendered.page, rendered.filters_style, rendered.workflow_options
+        models, tiers = guarded(
+            "the model and tier choices",
+            lambda: dimension_options(reader, search),
+            lambda: (dash.no_update, dash.no_update),
+        )
+        return rendered.page, rendered.filters_style, rendered.workflow_options, models, tiers
 
     # One callback for both directions: Dash allows a circular dependency only within one.
     @app.callback(
@@ -176,22 +219,30 @@ def _register_callbacks(app: dash.Dash, reader: LedgerReader, prefix: str) -> No
         Output(layout.WORKFLOW, "value"),
         Output(layout.DATES, "start_date"),
         Output(layout.DATES, "end_date"),
+        Output(layout.MODEL, "value"),
+        Output(layout.TIER, "value"),
         Input(layout.URL, "search"),
         Input(layout.WORKFLOW, "value"),
         Input(layout.DATES, "start_date"),
         Input(layout.DATES, "end_date"),
-        # The router sets the options; as an input they make this wait for the router.
+        Input(layout.MODEL, "value"),
+        Input(layout.TIER, "value"),
+        # The router sets the options; as inputs they make this wait for the router.
         Input(layout.WORKFLOW, "options"),
+        Input(layout.MODEL, "options"),
+        Input(layout.TIER, "options"),
     )
     def _filters(
         search: str | None,
         workflow: str | None,
         start_date: str | None,
         end_date: str | None,
-        _options: Any,
-    ) -> tuple[Any, Any, Any, Any]:
+        model: str | None,
+        tier: str | None,
+        *_options: Any,
+    ) -> tuple[Any, ...]:
         from_url = address_moved(list(dash.ctx.triggered_prop_ids))
-        return sync_filters(from_url, search, workflow, start_date, end_date)
+        return sync_filters(from_url, search, workflow, start_date, end_date, model, tier)
 
     @app.callback(
         Output(layout.WINDOW, "data"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qs, urlencode
 
+from agentledger.schemas.analysis import RunSearchQuery, SliceQuery
 from agentledger.schemas.api import GroupKey, MetricsQuery, RunsQuery
 
 DEFAULT_PROJECT = "default"
@@ -20,21 +21,48 @@ RUNS_PER_PAGE = 25
 
 @dataclass(frozen=True)
 class Filters:
-    """Workflow, time window and run-list offset of a page."""
+    """Workflow, model, tier, time window and run-list offset of a page; ``step`` and
+    ``search`` narrow the run list."""
 
     workflow: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     project: str = DEFAULT_PROJECT
     offset: int = 0
+    model: str | None = None
+    tier: str | None = None
+    step: str | None = None
+    search: str | None = None
 
     def metrics_query(self, group_by: list[GroupKey]) -> MetricsQuery:
         return MetricsQuery(
             group_by=group_by,
             project=self.project,
             workflow=self.workflow,
+            model=self.model,
+            tier=self.tier,
             since=self.since,
             until=self.until,
+        )
+
+    def slice_query(self) -> SliceQuery:
+        """The filters of the analysis API (``GET /api/v1/tails`` and its siblings)."""
+        return SliceQuery(
+            project=self.project,
+            workflow=self.workflow,
+            model=self.model,
+            tier=self.tier,
+            since=self.since,
+            until=self.until,
+        )
+
+    def run_search_query(self, limit: int = RUNS_PER_PAGE) -> RunSearchQuery:
+        return RunSearchQuery(
+            **self.slice_query().model_dump(),
+            step=self.step,
+            search=self.search,
+            limit=limit,
+            offset=self.offset,
         )
 
     def runs_query(self, limit: int = RUNS_PER_PAGE) -> RunsQuery:
@@ -54,10 +82,16 @@ class Filters:
             params["project"] = self.project
         if self.workflow is not None:
             params["workflow"] = self.workflow
+        for name in ("model", "tier", "step"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = value
         if self.since is not None:
             params["since"] = _instant_text(self.since)
         if self.until is not None:
             params["until"] = _instant_text(self.until)
+        if self.search:
+            params["search"] = self.search
         if self.offset:
             params["offset"] = str(self.offset)
         return "?" + urlencode(params) if params else ""
@@ -117,14 +151,25 @@ def parse_search(search: str | None) -> Parsed:
         until=until,
         project=params.get("project") or DEFAULT_PROJECT,
         offset=offset,
+        model=params.get("model") or None,
+        tier=params.get("tier") or None,
+        step=params.get("step") or None,
+        search=params.get("search") or None,
     )
     return Parsed(filters, tuple(problems))
 
 
 def from_controls(
-    search: str | None, workflow: str | None, start_date: str | None, end_date: str | None
+    search: str | None,
+    workflow: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    *,
+    model: str | None = None,
+    tier: str | None = None,
 ) -> Filters:
-    """The filters after the user changed the workflow or the dates; the run list starts over.
+    """The filters after the user changed a control; the run list starts over, and keeps
+    its step and search text.
 
     ``end_date`` is the last day included, so the window ends at the next midnight.
     """
@@ -138,6 +183,10 @@ def from_controls(
         until=until,
         project=current.project,
         offset=0,
+        model=model or None,
+        tier=tier or None,
+        step=current.step,
+        search=current.search,
     )
 
 

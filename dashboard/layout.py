@@ -5,7 +5,7 @@ from __future__ import annotations
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from agentledger.dashboard import components, figures
+from agentledger.dashboard import components, figures, routes
 from agentledger.dashboard.filters import Parsed
 from agentledger.dashboard.headlines import DEFAULT_HEADLINE, HEADLINES
 
@@ -23,6 +23,9 @@ STEP_TIER_HEATMAP = "step-tier-heatmap"
 STEP_TIER_TABLE = "step-tier-table"
 TREND = "trend"
 RUNS = "runs"
+NAV = "nav"
+MODEL = "filter-model"
+TIER = "filter-tier"
 
 GRAPH_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True}
 
@@ -40,7 +43,8 @@ def shell(prefix: str) -> Component:
             html.Header(
                 [
                     dcc.Link(["agent", html.Span("ledger")], href=prefix, className="al-brand"),
-                    html.Nav([dcc.Link("Overview", href=prefix)], className="al-nav"),
+                    # A callback keeps the shared filters on these links (routes.nav_links).
+                    html.Nav(nav_links(prefix, ""), id=NAV, className="al-nav"),
                 ],
                 className="al-header",
             ),
@@ -67,6 +71,20 @@ def filter_bar() -> Component:
             ),
             html.Div(
                 [
+                    html.Label("Model", htmlFor=MODEL),
+                    dcc.Dropdown(id=MODEL, options=[], placeholder="All models", clearable=True),
+                ],
+                className="al-filter",
+            ),
+            html.Div(
+                [
+                    html.Label("Tier", htmlFor=TIER),
+                    dcc.Dropdown(id=TIER, options=[], placeholder="All tiers", clearable=True),
+                ],
+                className="al-filter",
+            ),
+            html.Div(
+                [
                     html.Label("Runs started (UTC)", htmlFor=DATES),
                     dcc.DatePickerRange(
                         id=DATES,
@@ -83,6 +101,13 @@ def filter_bar() -> Component:
         className="al-filters",
         style=HIDDEN,
     )
+
+
+def nav_links(prefix: str, search: str) -> list[Component]:
+    """A link to every page, carrying the shared filters of ``search``."""
+    return [
+        dcc.Link(label, href=prefix + segment + search) for label, segment in routes.PAGES
+    ]
 
 
 HIDDEN = {"display": "none"}

@@ -19,7 +19,13 @@ from agentledger.dashboard.filters import Filters
 from agentledger.dashboard.formatting import Shown
 from agentledger.dashboard.headlines import headline
 from agentledger.dashboard.routes import overview_href, run_href
-from agentledger.schemas.api import LedgerReader, MetricsRow, RunPage, RunSummary
+from agentledger.schemas.api import (
+    BudgetQuery,
+    LedgerReader,
+    MetricsRow,
+    RunPage,
+    RunSummary,
+)
 
 # --- headline cards -----------------------------------------------------------------------
 
@@ -67,7 +73,32 @@ def kpi_section(reader: LedgerReader, filters: Filters) -> Component:
             "No runs in this window",
             "Widen the time range or choose another workflow.",
         )
-    return components.kpi_cards(kpis(rows[0]))
+    cards = kpis(rows[0])
+    breaches = budget_breaches(reader, filters)
+    if breaches is not None:
+        cards.append(Kpi("Budget breaches", breaches))
+    return components.kpi_cards(cards)
+
+
+def budget_breaches(reader: LedgerReader, filters: Filters) -> Shown | None:
+    """Runs of the window over their own budget (``reader.budgets``), or None when the
+    reader has no budget report. Budgets belong to runs: the model and tier filters do not
+    apply."""
+    report = getattr(reader, "budgets", None)
+    if report is None:
+        return None
+    found = report(
+        BudgetQuery(
+            project=filters.project,
+            workflow=filters.workflow,
+            since=filters.since,
+            until=filters.until,
+            limit=1,
+        )
+    )
+    count = int(found.breached_runs)
+    tone = "bad" if count else None
+    return Shown(formatting.count_text(count), note="runs over their budget", tone=tone)
 
 
 # --- steps × tiers ------------------------------------------------------------------------

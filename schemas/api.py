@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -151,6 +151,96 @@ class OutcomeIn(BaseModel):
     project: str = "default"
 
 
+class SqlIn(BaseModel):
+    """One read-only query posted to ``POST /api/v1/sql``."""
+
+    sql: str = Field(min_length=1)
+    max_rows: int = Field(default=10_000, ge=1, le=100_000)
+
+
+class SqlResult(BaseModel):
+    """The answer of an ad-hoc query: column names, ClickHouse types and rows."""
+
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    # True when the query had more rows than ``max_rows`` and the answer was cut.
+    truncated: bool
+
+
+class BudgetQuery(BaseModel):
+    """Filters of ``GET /api/v1/budgets``: the runs of a workflow that started in a window."""
+
+    project: str = "default"
+    workflow: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    #: How many breaching runs and alerts to list, newest first.
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class BudgetBreachRow(BaseModel):
+    """A run whose totals went over its own budget (``docs/budgets.md``)."""
+
+    run_id: str
+    workflow: str
+    start_time: datetime
+    outcome: Literal["correct", "incorrect"] | None
+    tokens: int
+    cost_usd: Decimal | None
+    cost_complete: bool
+    budget_tokens: int | None
+    budget_usd: Decimal | None
+    over_tokens: bool
+    over_usd: bool
+    #: tokens / budget_tokens and cost / budget_usd; null without that budget.
+    token_use: float | None
+    cost_use: float | None
+
+
+class BudgetUse(BaseModel):
+    """How close the runs of one workflow come to their ceilings: use = actual / budget."""
+
+    workflow: str
+    runs: int
+    #: Runs that carry a token budget, a cost budget, or either.
+    token_budget_runs: int
+    cost_budget_runs: int
+    budget_runs: int
+    breached_runs: int
+    token_use_p50: float | None
+    token_use_p95: float | None
+    token_use_max: float | None
+    cost_use_p50: float | None
+    cost_use_p95: float | None
+    cost_use_max: float | None
+
+
+class AlertRow(BaseModel):
+    """The latest state of one collector alert (a rule and its subject)."""
+
+    rule: str
+    kind: str
+    state: Literal["firing", "resolved"]
+    workflow: str
+    run_id: str
+    unit: str
+    threshold: Decimal
+    actual: Decimal | None
+    fired_at: datetime
+    changed_at: datetime
+    message: str
+
+
+class BudgetReport(BaseModel):
+    """Budget breaches of the window, their runs, use per workflow, and the collector's alerts."""
+
+    breached_runs: int
+    workflows: list[BudgetUse]
+    breaches: list[BudgetBreachRow]
+    alerts: list[AlertRow]
+
+
 class LedgerReader(Protocol):
     """The query interface that the collector hands to the dashboard at start-up."""
 
@@ -161,3 +251,5 @@ class LedgerReader(Protocol):
     def run(self, run_id: str, project: str = "default") -> RunDetail | None: ...
 
     def workflows(self, project: str = "default") -> list[str]: ...
+
+    def budgets(self, query: BudgetQuery) -> BudgetReport: ...

@@ -36,6 +36,19 @@ OUTCOME_INCORRECT: Final = "incorrect"
 OUTCOMES: Final = frozenset({OUTCOME_CORRECT, OUTCOME_INCORRECT})
 BUDGET_TOKENS: Final = "agentledger.budget.tokens"
 BUDGET_USD: Final = "agentledger.budget.usd"
+# The event a run span records when its running totals first go over one of its budgets;
+# it carries BUDGET_TOKENS / BUDGET_USD (the ceilings) and the attributes below.
+BUDGET_EXCEEDED_EVENT: Final = "agentledger.budget.exceeded"
+#: Which ceiling was crossed: "tokens" or "usd".
+BUDGET_LIMIT: Final = "agentledger.budget.limit"
+BUDGET_ACTUAL_TOKENS: Final = "agentledger.budget.actual_tokens"
+BUDGET_ACTUAL_USD: Final = "agentledger.budget.actual_usd"
+#: Calls whose cost the SDK could not price, so actual_usd leaves them out.
+BUDGET_UNPRICED_CALLS: Final = "agentledger.budget.unpriced_calls"
+#: The policy applied: "warn", "callback" or "raise".
+BUDGET_POLICY: Final = "agentledger.budget.policy"
+BUDGET_LIMIT_TOKENS: Final = "tokens"
+BUDGET_LIMIT_USD: Final = "usd"
 CONVERSATION_ID: Final = "gen_ai.conversation.id"
 AGENT_NAME: Final = "gen_ai.agent.name"
 

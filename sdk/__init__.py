@@ -21,15 +21,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from agentledger.budget import BudgetBreach, BudgetExceeded
     from agentledger.calls import LlmCall, ToolCall
     from agentledger.ledger import Ledger
     from agentledger.propagation import PropagatingSpanProcessor
     from agentledger.run import Run
     from agentledger.step import Step
 
-__all__ = ["Ledger", "LlmCall", "PropagatingSpanProcessor", "Run", "Step", "ToolCall"]
+__all__ = [
+    "BudgetBreach",
+    "BudgetExceeded",
+    "Ledger",
+    "LlmCall",
+    "PropagatingSpanProcessor",
+    "Run",
+    "Step",
+    "ToolCall",
+]
 
 _MODULE_OF = {
+    "BudgetBreach": "agentledger.budget",
+    "BudgetExceeded": "agentledger.budget",
     "Ledger": "agentledger.ledger",
     "LlmCall": "agentledger.calls",
     "PropagatingSpanProcessor": "agentledger.propagation",

@@ -11,6 +11,7 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from agentledger import reingestion, validation
+from agentledger.budget import BudgetExceeded
 from agentledger.propagation import current_scope
 from agentledger.schemas import attributes as attr
 from agentledger.spans import Recorder, SpanHandle, put, start_span
@@ -77,6 +78,16 @@ class _Call(SpanHandle):
                 "agentledger: could not record error on %r", self._describe(), exc_info=True
             )
 
+    def _charge_budget(self) -> None:
+        """Count what this call recorded in its run's budget, if the run has one.
+
+        Raises:
+            BudgetExceeded: the run went over a budget and its policy is ``"raise"``.
+        """
+        budget = self._run.budget
+        if budget is not None:
+            budget.charge(self, getattr(self._span, "attributes", None) or {})
+
     def _on_exception(self, exc: BaseException) -> None:
         existing = getattr(self._span, "attributes", None) or {}
         if attr.ERROR_TYPE not in existing:
@@ -124,10 +135,63 @@ class LlmCall(_Call):
         )
         self._baseline: reingestion.Baseline = None
         self._claimed = False
+        self._provider = provider if isinstance(provider, str) and provider else None
 
     def set_response_model(self, model: str) -> None:
         """Record the model that answered, when it differs from or refines the request."""
         self._set(attr.RESPONSE_MODEL, validation.text(model, "response_model"))
+
+    def record_response(
+        self, response: object, *, provider: str | None = None, api_flavor: str | None = None
+    ) -> None:
+        """Record usage and response model from a provider's response, in our convention.
+
+        Args:
+            response: The response as decoded JSON or as the client's pydantic object:
+                OpenAI Chat Completions or Responses, Anthropic Messages, Gemini
+                generateContent, or the final chunk of a stream that carries the usage
+                (for Anthropic streams, ``stream.get_final_message()``).
+            provider: e.g. ``openai``, ``anthropic``, ``gcp.gemini``; defaults to the
+                call's provider.
+            api_flavor: ``chat`` or ``responses`` for OpenAI; guessed when omitted.
+
+        A response without usage records nothing, so the usage stays unknown. Nothing
+        here raises into the agent: problems are logged and the usage is dropped.
+        """
+        try:
+            from agentledger.usage import extract_usage
+
+            name = provider or self._provider
+            if not name:
+                logger.warning(
+                    "agentledger: no provider for the response of %r; usage dropped",
+                    self._describe(),
+                )
+                return
+            usage = extract_usage(response, provider=name, api_flavor=api_flavor)
+            if usage.model:
+                self.set_response_model(usage.model)
+            self.record_usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+            )
+        except BudgetExceeded:  # the one exception the author asked for (on_budget="raise")
+            raise
+        except ValueError as exc:  # no readable usage (UsageNotFound, genai-prices' refusals)
+            logger.warning(
+                "agentledger: no usage read from the response of %r; usage left unknown: %s",
+                self._describe(),
+                exc,
+            )
+        except Exception:  # broad: recording must never fail the agent
+            logger.warning(
+                "agentledger: no usage read from the response of %r; usage left unknown",
+                self._describe(),
+                exc_info=True,
+            )
 
     def record_usage(
         self,
@@ -168,6 +232,8 @@ class LlmCall(_Call):
                 predicted_tokens,
                 cost_usd,
             )
+        except BudgetExceeded:  # the one exception the author asked for (on_budget="raise")
+            raise
         except Exception:  # broad: recording must never fail the agent
             logger.warning(
                 "agentledger: could not record usage on %r; usage dropped",
@@ -227,6 +293,7 @@ class LlmCall(_Call):
         put(usage, attr.PREDICTED_TOKENS, validation.count(predicted_tokens, attr.PREDICTED_TOKENS))
         put(usage, attr.COST_USD, validation.amount(cost_usd, attr.COST_USD))
         self._set_many(usage)
+        self._charge_budget()
 
 
 class ToolCall(_Call):
@@ -255,10 +322,23 @@ class ToolCall(_Call):
         super().__init__(
             recorder, run, step, span_name, attributes, start_time_ns, trace.SpanKind.INTERNAL
         )
+        if cost_usd is not None:
+            try:
+                self._charge_budget()
+            except BudgetExceeded:
+                # Raised before the caller holds the handle: end the span so that it is sent.
+                self.end()
+                raise
 
     def record_cost(self, cost_usd: float) -> None:
-        """Record what the tool call cost, for paid tools (a search API, a sandbox)."""
+        """Record what the tool call cost, for paid tools (a search API, a sandbox).
+
+        Raises:
+            BudgetExceeded: the cost took the run over its cost budget and the run's
+                policy is ``"raise"``.
+        """
         self._set(attr.COST_USD, validation.amount(cost_usd, attr.COST_USD))
+        self._charge_budget()
 
 
 def _tier_for_call(recorder: Recorder, step: Step | None, model: str | None) -> str | None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +100,31 @@ class BoundedFlusher:
                 self._completed = target
                 self._running_since = None
                 self._cond.notify_all()
+
+
+class HealthTrackingExporter(SpanExporter):
+    """Wraps an exporter and remembers whether its last export reached the collector.
+
+    A run's end waits for its spans only while exports succeed: once one fails (the
+    collector is down or refusing), later runs end at once and their spans go out with the
+    next batch, so an outage never holds the agent at every run.
+    """
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+        self.healthy = True
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._exporter.export(spans)
+        except Exception:  # broad: an exporter bug must not reach the batch worker
+            logger.warning("agentledger: export failed; %d spans dropped", len(spans), exc_info=True)
+            result = SpanExportResult.FAILURE
+        self.healthy = result is SpanExportResult.SUCCESS
+        return result
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)

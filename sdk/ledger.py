@@ -18,8 +18,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from agentledger import validation
-from agentledger.flushing import BoundedFlusher
+from agentledger import credentials, validation
+from agentledger.budget import BudgetPolicy
+from agentledger.flushing import BoundedFlusher, HealthTrackingExporter
 from agentledger.propagation import PropagatingSpanProcessor
 from agentledger.reingestion import Mode
 from agentledger.run import OUTCOME_SOURCE_SDK, Run
@@ -57,6 +58,8 @@ class Ledger:
         project: the agentledger project (default ``"default"``).
         endpoint: base URL of the collector; spans go to ``{endpoint}/v1/traces``.
             Default: ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://127.0.0.1:4318``.
+        api_key: key sent to the collector as ``Authorization: Bearer``; default:
+            ``AGENTLEDGER_API_KEY``, else none (a collector without keys).
         exporter: a span exporter to use instead of OTLP/HTTP (tests, replays).
         id_generator: an OpenTelemetry id generator (replays pass a deterministic one).
         tier_map: model name -> tier, for steps and calls without an explicit tier.
@@ -66,8 +69,9 @@ class Ledger:
         flush_on_run_end: flush when a run ends (bounded by ``flush_timeout_seconds``).
 
     Raises:
-        ValueError: an argument has a wrong type or value. This is the only exception the
-            SDK raises; after construction, it logs and drops instead.
+        ValueError: an argument has a wrong type or value. After construction the SDK logs
+            and drops instead; the one exception it raises then is
+            :class:`~agentledger.BudgetExceeded`, for runs started with ``on_budget="raise"``.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class Ledger:
         environment: str | None = None,
         project: str = attr.DEFAULT_PROJECT,
         endpoint: str | None = None,
+        api_key: str | None = None,
         exporter: SpanExporter | None = None,
         id_generator: IdGenerator | None = None,
         tier_map: Mapping[str, str] | None = None,
@@ -119,9 +124,12 @@ class Ledger:
             validation.require_endpoint(endpoint, "endpoint")
         if exporter is None:
             self._endpoint: str | None = _resolve_endpoint(endpoint)
-            exporter = _otlp_exporter(self._endpoint + TRACES_PATH, export_timeout)
+            headers = credentials.bearer_headers(api_key)
+            exporter = _otlp_exporter(self._endpoint + TRACES_PATH, export_timeout, headers)
         else:
             self._endpoint = None
+        self._export_health = HealthTrackingExporter(exporter)
+        exporter = self._export_health
         self._provider = TracerProvider(
             resource=Resource.create(resource_attributes),
             id_generator=id_generator,
@@ -192,6 +200,7 @@ class Ledger:
         reingestion: Mode = "explicit",
         start_time_ns: int | None = None,
         new_trace: bool = False,
+        on_budget: BudgetPolicy = "warn",
     ) -> Run:
         """Start a run of ``workflow``; use it as a context manager.
 
@@ -210,6 +219,11 @@ class Ledger:
             start_time_ns: start time in ns since the epoch, for replayed history.
             new_trace: start a trace of its own, ignoring the current context (no parent
                 span, no enclosing run): for replays, whose runs belong to no live request.
+            on_budget: what happens when the run's totals first go over ``budget_tokens`` or
+                ``budget_usd``: ``"warn"`` logs a warning, a callable gets the
+                :class:`~agentledger.BudgetBreach`, ``"raise"`` raises
+                :class:`~agentledger.BudgetExceeded` from the call that crossed the ceiling
+                (see :mod:`agentledger.budget`). The breach is also an event on the run span.
         """
         return Run(
             self._recorder,
@@ -223,6 +237,7 @@ class Ledger:
             reingestion=reingestion,
             start_time_ns=start_time_ns,
             new_trace=new_trace,
+            on_budget=on_budget,
         )
 
     def record_outcome(
@@ -304,27 +319,31 @@ class Ledger:
     def _after_run(self) -> None:
         if not self._flush_on_run_end or self._closed:
             return
-        # Don't wait again for a collector that did not answer the previous flush: one
-        # bounded wait per outage, then runs end at once until it catches up.
-        if not self._flusher.flush(self._flush_timeout, wait_if_stalled=False):
+        # Don't wait for a collector that failed the last export or did not answer the
+        # previous flush: one bounded wait per outage, then runs end at once until it is back.
+        timeout = self._flush_timeout if self._export_health.healthy else 0.0
+        if not self._flusher.flush(timeout, wait_if_stalled=False):
             logger.debug("agentledger: spans of the ended run not flushed yet")
 
 
 def _resolve_endpoint(endpoint: str | None) -> str:
     if endpoint is not None:
         return validation.require_endpoint(endpoint, "endpoint")
-    from_env = os.environ.get(env.OTEL_EXPORTER_OTLP_ENDPOINT)
-    if from_env:
-        return validation.require_endpoint(from_env, env.OTEL_EXPORTER_OTLP_ENDPOINT)
+    for variable in (env.AGENTLEDGER_ENDPOINT, env.OTEL_EXPORTER_OTLP_ENDPOINT):
+        from_env = os.environ.get(variable)
+        if from_env:
+            return validation.require_endpoint(from_env, variable)
     return env.DEFAULT_ENDPOINT
 
 
-def _otlp_exporter(url: str, timeout_seconds: float) -> SpanExporter:
+def _otlp_exporter(
+    url: str, timeout_seconds: float, headers: dict[str, str] | None = None
+) -> SpanExporter:
     # Imported here: the exporter pulls in protobuf and requests, which a ledger with an
     # explicit exporter never needs.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=url, timeout=timeout_seconds)
+    return OTLPSpanExporter(endpoint=url, timeout=timeout_seconds, headers=headers)
 
 
 def _drain(flusher: BoundedFlusher, provider: TracerProvider, timeout_seconds: float) -> None:

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from agentledger import validation
+from agentledger.budget import BudgetPolicy, RunBudget, check_policy
 from agentledger.calls import LlmCall, ToolCall
 from agentledger.propagation import SCOPE_KEY, current_scope
 from agentledger.reingestion import CARRY_FORWARD, MODES, CarryForward, Mode
@@ -47,6 +48,7 @@ class Run(SpanHandle):
         reingestion: Mode = "explicit",
         start_time_ns: int | None = None,
         new_trace: bool = False,
+        on_budget: BudgetPolicy = "warn",
     ) -> None:
         self._recorder = recorder
         self._workflow = validation.text(workflow, attr.WORKFLOW) or UNNAMED_WORKFLOW
@@ -73,8 +75,10 @@ class Run(SpanHandle):
         put(
             attributes, attr.CONVERSATION_ID, validation.text(conversation_id, attr.CONVERSATION_ID)
         )
-        put(attributes, attr.BUDGET_TOKENS, validation.count(budget_tokens, attr.BUDGET_TOKENS))
-        put(attributes, attr.BUDGET_USD, validation.amount(budget_usd, attr.BUDGET_USD))
+        checked_tokens = validation.count(budget_tokens, attr.BUDGET_TOKENS)
+        checked_usd = validation.amount(budget_usd, attr.BUDGET_USD)
+        put(attributes, attr.BUDGET_TOKENS, checked_tokens)
+        put(attributes, attr.BUDGET_USD, checked_usd)
 
         starts_trace = not trace.get_current_span(parent_context).get_span_context().is_valid
         span = start_span(
@@ -92,6 +96,16 @@ class Run(SpanHandle):
             attr.RUN_ID: self._run_id,
             attr.WORKFLOW: self._workflow,
         }
+        self._budget: RunBudget | None = None
+        if checked_tokens is not None or checked_usd is not None:
+            self._budget = RunBudget(
+                run_id=self._run_id,
+                workflow=self._workflow,
+                span=span,
+                budget_tokens=checked_tokens,
+                budget_usd=checked_usd,
+                policy=check_policy(on_budget),
+            )
         with_span = trace.set_span_in_context(span, parent_context)
         super().__init__(span, otel_context.set_value(SCOPE_KEY, self, with_span))
 
@@ -121,6 +135,11 @@ class Run(SpanHandle):
     def propagated(self) -> Mapping[str, AttributeValue]:
         """Run attributes copied onto every span started inside this run."""
         return self._propagated
+
+    @property
+    def budget(self) -> RunBudget | None:
+        """The run's running totals against its budgets, when it has one."""
+        return self._budget
 
     @property
     def carry_forward(self) -> CarryForward | None:

@@ -39,3 +39,20 @@ def test_importing_the_sdk_loads_no_server_dependency() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_serve_without_the_server_extra_names_the_extra() -> None:
+    # Hide the server dependencies as a base install would lack them.
+    code = (
+        "import sys\n"
+        "class Missing:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'fastapi', 'uvicorn', 'clickhouse_connect', 'chdb'}:\n"
+        "            raise ImportError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Missing())\n"
+        "from agentledger.cli import main\n"
+        "sys.exit(main(['serve', '--port', '0']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "pip install 'agentledger[server]'" in out.stderr

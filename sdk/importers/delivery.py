@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from agentledger import validation
+from agentledger import credentials, validation
 from agentledger.importers.ids import DeterministicIdGenerator
 
 if TYPE_CHECKING:
@@ -94,7 +94,11 @@ def open_ledger(
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         url = validation.require_endpoint(endpoint, "endpoint") + TRACES_PATH
-        exporter = OTLPSpanExporter(endpoint=url, timeout=REPLAY_EXPORT_TIMEOUT_SECONDS)
+        exporter = OTLPSpanExporter(
+            endpoint=url,
+            timeout=REPLAY_EXPORT_TIMEOUT_SECONDS,
+            headers=credentials.bearer_headers(),  # AGENTLEDGER_API_KEY, set by --api-key
+        )
     counting = CountingExporter(exporter)
     ledger = Ledger(
         service_name,

@@ -50,7 +50,9 @@ def a_reader() -> FakeReader:
 
 
 def ids(component: Any) -> set[str]:
-    return {node.id for node in find_all(component, lambda node: getattr(node, "id", None))}
+    # Pattern-matching ids (the CSV buttons) are dicts; the checks here name plain ids.
+    found = find_all(component, lambda node: isinstance(getattr(node, "id", None), str))
+    return {node.id for node in found}
 
 
 def test_the_app_builds_with_the_shell_and_checks_every_page_component() -> None:
@@ -118,13 +120,13 @@ def test_a_changed_control_rewrites_the_query_string_and_restarts_the_run_list()
     )
 
     assert search == "?workflow=tau2-airline&since=2025-03-01&until=2025-03-08"
-    assert controls == [dash.no_update] * 3
+    assert controls == [dash.no_update] * 5
 
 
 def test_an_unchanged_control_leaves_the_address_alone() -> None:
     result = sync_filters(False, "?workflow=triage", "triage", None, None)
 
-    assert result == (dash.no_update,) * 4
+    assert result == (dash.no_update,) * 6
 
 
 def test_a_changed_address_sets_the_controls() -> None:
@@ -132,7 +134,14 @@ def test_a_changed_address_sets_the_controls() -> None:
         True, "?workflow=triage&since=2025-03-01&until=2025-03-08", None, None, None
     )
 
-    assert result == (dash.no_update, "triage", "2025-03-01", "2025-03-07")
+    assert result == (dash.no_update, "triage", "2025-03-01", "2025-03-07", None, None)
+
+
+def test_a_changed_model_or_tier_goes_into_the_address() -> None:
+    search, *_ = sync_filters(False, "?workflow=triage", "triage", None, None, "gpt-4.1", "mid")
+
+    assert search == "?workflow=triage&model=gpt-4.1&tier=mid"
+    assert sync_filters(True, search, None, None, None)[4:] == ("gpt-4.1", "mid")
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ PREFIX = "/dashboard/"
         (None, Route("overview")),
         ("/dashboard/runs/abc123", Route("run", run_id="abc123")),
         ("/dashboard/runs/a%2Fb%20c", Route("run", run_id="a/b c")),
-        ("/dashboard/runs/", Route("missing", path="runs")),
+        ("/dashboard/runs/", Route("analysis", path="runs")),
+        ("/dashboard/steps", Route("analysis", path="steps")),
+        ("/dashboard/routing/", Route("analysis", path="routing")),
         ("/dashboard/elsewhere", Route("missing", path="elsewhere")),
     ],
 )

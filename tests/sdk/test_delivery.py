@@ -177,3 +177,26 @@ def test_collector_down_never_blocks_or_crashes_the_agent(closed_port: int) -> N
     assert flushed is False
     # flush waits once more, shutdown at most twice: flush, then the exporter's shutdown.
     assert closing < 3 * timeout + 0.5
+
+
+def test_a_refused_export_stops_later_runs_from_waiting(closed_port: int) -> None:
+    # The exporter gives up on a refused connection well before the flush timeout, so the
+    # flush "completes"; what must stop the waiting is that the export failed.
+    ledger = agentledger.Ledger(
+        "offline-agent",
+        endpoint=f"http://127.0.0.1:{closed_port}",
+        flush_timeout_seconds=30.0,
+        export_timeout_seconds=1.0,
+    )
+    with ledger.run("wf") as run, run.llm(model="gpt-4o-mini") as call:
+        call.record_usage(input_tokens=100, output_tokens=10)
+
+    started = time.monotonic()
+    for _ in range(5):
+        with ledger.run("wf") as run, run.llm(model="gpt-4o-mini") as call:
+            call.record_usage(input_tokens=100, output_tokens=10)
+    next_runs = time.monotonic() - started
+    ledger.shutdown()
+
+    # Five more run ends, each of which would otherwise wait for another failed export.
+    assert next_runs < 1.0

@@ -7,7 +7,16 @@ import sys
 
 import agentledger
 
-PUBLIC = ["Ledger", "LlmCall", "PropagatingSpanProcessor", "Run", "Step", "ToolCall"]
+PUBLIC = [
+    "BudgetBreach",
+    "BudgetExceeded",
+    "Ledger",
+    "LlmCall",
+    "PropagatingSpanProcessor",
+    "Run",
+    "Step",
+    "ToolCall",
+]
 
 
 def test_public_names_are_pinned_and_resolve() -> None:

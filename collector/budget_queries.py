@@ -1,0 +1,239 @@
+"""The read side of budgets: each run's totals against its own ceilings, and the alert states.
+
+A run's totals follow ``docs/metrics.md`` (usage spans only, each counted once, through
+``FINAL``): tokens = input + output tokens of its model calls, cost = the known cost of its
+usage spans (null when it has unpriced calls and nothing priced). Its budgets are the
+``agentledger.budget.tokens`` / ``agentledger.budget.usd`` of its run span. A run **breaches**
+a budget when its total is strictly over it; an unknown cost breaches nothing.
+``docs/budgets.md`` states these rules for users.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Final
+
+from agentledger.collector.queries import _BASE, _RUN_INFO, _VERDICT, _as_utc, _run_window, _utc
+from agentledger.collector.store import Store
+from agentledger.schemas.api import (
+    AlertRow,
+    BudgetBreachRow,
+    BudgetQuery,
+    BudgetReport,
+    BudgetUse,
+)
+
+_TIME: Final = "DateTime64(9, 'UTC')"
+
+# One row per chosen run with its totals, budgets and whether it went over them.
+_TOTALS: Final = """
+totals AS (
+    SELECT
+        run_id,
+        sumIf(ifNull(input_tokens, 0) + ifNull(output_tokens, 0), NOT is_tool) AS t_tokens,
+        sumIf(assumeNotNull(cost_usd), cost_usd IS NOT NULL) AS t_priced_cost,
+        countIf(cost_usd IS NOT NULL) AS t_priced_rows,
+        countIf(is_unpriced) AS t_unpriced
+    FROM base WHERE NOT is_step GROUP BY run_id
+),
+budget AS (
+    SELECT run_id, max(budget_tokens) AS b_tokens, max(budget_usd) AS b_usd
+    FROM spans FINAL
+    WHERE project = {project:String} AND kind = 'run'
+      AND run_id IN (SELECT run_id FROM chosen)
+    GROUP BY run_id
+),
+run_totals AS (
+    SELECT
+        c.run_id AS run_id, c.run_workflow AS workflow, c.run_start AS start_time,
+        v.verdict AS verdict, t.t_tokens AS tokens,
+        if(t.t_priced_rows = 0 AND t.t_unpriced > 0, NULL, toDecimal128(t.t_priced_cost, 12))
+            AS cost_usd,
+        t.t_unpriced = 0 AS cost_complete,
+        b.b_tokens AS budget_tokens, b.b_usd AS budget_usd,
+        ifNull(b.b_tokens IS NOT NULL AND t.t_tokens > b.b_tokens, 0) AS over_tokens,
+        ifNull(b.b_usd IS NOT NULL AND cost_usd IS NOT NULL AND cost_usd > b.b_usd, 0)
+            AS over_usd,
+        if(ifNull(b.b_tokens, 0) > 0, t.t_tokens / b.b_tokens, NULL) AS token_use,
+        if(ifNull(b.b_usd, 0) > 0 AND cost_usd IS NOT NULL,
+           toFloat64(cost_usd) / toFloat64(b.b_usd), NULL) AS cost_use
+    FROM chosen AS c
+    LEFT JOIN totals AS t ON t.run_id = c.run_id
+    LEFT JOIN verdict AS v ON v.run_id = c.run_id
+    LEFT JOIN budget AS b ON b.run_id = c.run_id
+)"""
+
+
+def run_totals_sql(run_where: str) -> str:
+    """A ``WITH`` clause ending in ``run_totals``: one row per run of ``run_info`` matching
+    ``run_where`` (a condition on ``run_id``, ``run_workflow``, ``run_start``).
+
+    Binds ``{project:String}`` plus whatever ``run_where`` names.
+    """
+    chosen = (
+        "\nchosen AS (SELECT run_id, run_workflow, run_start FROM run_info WHERE " + run_where + ")"
+    )
+    scope = "run_id IN (SELECT run_id FROM chosen)"
+    return "WITH" + ",".join(
+        [_RUN_INFO, chosen, _VERDICT, _BASE.replace("{scope}", scope), _TOTALS]
+    )
+
+
+def run_where(
+    workflow: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    params: dict[str, Any],
+) -> str:
+    """The condition on ``run_info`` for a workflow and a window of run starts (UTC)."""
+    return _run_window(workflow, since, until, params)
+
+
+def budget_report(store: Store, query: BudgetQuery) -> BudgetReport:
+    """Breaching runs, budget use by workflow and the latest alert states, for ``query``."""
+    params: dict[str, Any] = {"project": query.project, "limit": query.limit}
+    head = run_totals_sql(run_where(query.workflow, query.since, query.until, params))
+
+    use_rows = store.query_dicts(
+        head
+        + """
+SELECT
+    workflow,
+    count() AS runs,
+    countIf(budget_tokens IS NOT NULL) AS token_budget_runs,
+    countIf(budget_usd IS NOT NULL) AS cost_budget_runs,
+    countIf(budget_tokens IS NOT NULL OR budget_usd IS NOT NULL) AS budget_runs,
+    countIf(over_tokens OR over_usd) AS breached_runs,
+    quantileExactInclusive(0.5)(token_use) AS token_use_p50,
+    quantileExactInclusive(0.95)(token_use) AS token_use_p95,
+    max(token_use) AS token_use_max,
+    quantileExactInclusive(0.5)(cost_use) AS cost_use_p50,
+    quantileExactInclusive(0.95)(cost_use) AS cost_use_p95,
+    max(cost_use) AS cost_use_max
+FROM run_totals
+GROUP BY workflow
+ORDER BY workflow""",
+        params,
+    )
+    workflows = [
+        BudgetUse(
+            workflow=row["workflow"],
+            runs=row["runs"],
+            token_budget_runs=row["token_budget_runs"],
+            cost_budget_runs=row["cost_budget_runs"],
+            budget_runs=row["budget_runs"],
+            breached_runs=row["breached_runs"],
+            token_use_p50=_share(row, "token_use_p50", row["token_budget_runs"]),
+            token_use_p95=_share(row, "token_use_p95", row["token_budget_runs"]),
+            token_use_max=_share(row, "token_use_max", row["token_budget_runs"]),
+            cost_use_p50=_share(row, "cost_use_p50", row["cost_budget_runs"]),
+            cost_use_p95=_share(row, "cost_use_p95", row["cost_budget_runs"]),
+            cost_use_max=_share(row, "cost_use_max", row["cost_budget_runs"]),
+        )
+        for row in use_rows
+    ]
+
+    breach_rows = store.query_dicts(
+        head
+        + """
+SELECT * FROM run_totals WHERE over_tokens OR over_usd
+ORDER BY start_time DESC, run_id LIMIT {limit:UInt32}""",
+        params,
+    )
+    breaches = [
+        BudgetBreachRow(
+            run_id=row["run_id"],
+            workflow=row["workflow"],
+            start_time=_utc(row["start_time"]),
+            outcome=row["verdict"] or None,
+            tokens=row["tokens"],
+            cost_usd=row["cost_usd"],
+            cost_complete=bool(row["cost_complete"]),
+            budget_tokens=row["budget_tokens"],
+            budget_usd=row["budget_usd"],
+            over_tokens=bool(row["over_tokens"]),
+            over_usd=bool(row["over_usd"]),
+            token_use=_float(row["token_use"]),
+            cost_use=_float(row["cost_use"]),
+        )
+        for row in breach_rows
+    ]
+    return BudgetReport(
+        breached_runs=sum(use.breached_runs for use in workflows),
+        workflows=workflows,
+        breaches=breaches,
+        alerts=alert_rows(store, query),
+    )
+
+
+def breached_runs_by_workflow(store: Store, project: str = "default") -> dict[str, int]:
+    """Runs over their own budget, all time, per workflow (for ``/metrics``)."""
+    params: dict[str, Any] = {"project": project}
+    rows = store.query(
+        run_totals_sql("1") + "\nSELECT workflow, countIf(over_tokens OR over_usd) FROM run_totals"
+        " GROUP BY workflow ORDER BY workflow",
+        params,
+    )
+    return {str(workflow): int(count) for workflow, count in rows}
+
+
+# The latest transition of each alert.
+_LATEST_ALERTS: Final = """
+SELECT * FROM (
+    SELECT * FROM alerts FINAL
+    WHERE project = {project:String} {extra}
+    ORDER BY alert_key, changed_at DESC
+    LIMIT 1 BY alert_key
+)"""
+
+
+def alert_rows(store: Store, query: BudgetQuery) -> list[AlertRow]:
+    """The latest state of each alert, newest change first: those of ``query.workflow``
+    (when given) whose latest change falls in the window."""
+    params: dict[str, Any] = {"project": query.project, "limit": query.limit}
+    extra = []
+    if query.workflow is not None:
+        extra.append("AND workflow = {workflow:String}")
+        params["workflow"] = query.workflow
+    if query.since is not None:
+        extra.append(f"AND changed_at >= {{since:{_TIME}}}")
+        params["since"] = _as_utc(query.since)
+    if query.until is not None:
+        extra.append(f"AND changed_at < {{until:{_TIME}}}")
+        params["until"] = _as_utc(query.until)
+    sql = (
+        _LATEST_ALERTS.replace("{extra}", " ".join(extra))
+        + "\nORDER BY changed_at DESC, alert_key LIMIT {limit:UInt32}"
+    )
+    return [
+        AlertRow(
+            rule=row["rule"],
+            kind=row["kind"],
+            state=row["state"],
+            workflow=row["workflow"],
+            run_id=row["run_id"],
+            unit=row["unit"],
+            threshold=row["threshold"],
+            actual=row["actual"],
+            fired_at=_utc(row["fired_at"]),
+            changed_at=_utc(row["changed_at"]),
+            message=row["message"],
+        )
+        for row in store.query_dicts(sql, params)
+    ]
+
+
+def _share(row: dict[str, Any], key: str, runs: int) -> float | None:
+    # Without a run carrying that budget the figure is undefined, whatever ClickHouse gives
+    # for an aggregate over no values (0 or NaN depending on the function).
+    if not runs:
+        return None
+    return _float(row[key])
+
+
+def _float(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
