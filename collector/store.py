@@ -99,9 +99,7 @@ class Store:
     def is_embedded(self) -> bool:
         return self.dsn.startswith("chdb://")
 
-    def migrate(
-        self, *, lock_wait_seconds: float = 60.0, poll_seconds: float = 0.5
-    ) -> list[str]:
+    def migrate(self, *, lock_wait_seconds: float = 60.0, poll_seconds: float = 0.5) -> list[str]:
         """Apply every migration not yet in the ledger; return the names applied.
 
         Safe when several collectors start together: each statement is idempotent (``IF NOT
@@ -182,7 +180,9 @@ class Store:
         with self._lock:
             return list(self._client.query(sql, parameters=parameters).result_rows)
 
-    def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query_dicts(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Rows of a query as dicts keyed by column name."""
         with self._lock:
             result = self._client.query(sql, parameters=parameters)

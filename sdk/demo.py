@@ -20,8 +20,8 @@ Three workflows, each shaped after a common agent design:
   model that no public price list knows (an unpriced call).
 
 Every model name is one that ``genai-prices`` prices, except the self-hosted one. Run ids,
-span ids and times derive from the seed and the anchor time (the start of the current UTC day by default),
-so sending the demo twice stores nothing new.
+span ids and times derive from the seed and the anchor time (by default the start of the
+current UTC day), so sending the demo twice stores nothing new.
 """
 
 from __future__ import annotations

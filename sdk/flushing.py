@@ -118,7 +118,9 @@ class HealthTrackingExporter(SpanExporter):
         try:
             result = self._exporter.export(spans)
         except Exception:  # broad: an exporter bug must not reach the batch worker
-            logger.warning("agentledger: export failed; %d spans dropped", len(spans), exc_info=True)
+            logger.warning(
+                "agentledger: export failed; %d spans dropped", len(spans), exc_info=True
+            )
             result = SpanExportResult.FAILURE
         self.healthy = result is SpanExportResult.SUCCESS
         return result

@@ -20,15 +20,22 @@ def test_wheel_carries_the_four_packages_and_the_sql(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("agentledger-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
 
-    for package in ("agentledger", "agentledger/collector", "agentledger/dashboard",
-                    "agentledger/schemas", "agentledger/schemas/sql"):
+    for package in (
+        "agentledger",
+        "agentledger/collector",
+        "agentledger/dashboard",
+        "agentledger/schemas",
+        "agentledger/schemas/sql",
+    ):
         assert f"{package}/__init__.py" in names, package
     sql_in_tree = {p.name for p in (ROOT / "schemas" / "sql").glob("*.sql")}
     assert sql_in_tree
     assert {f"agentledger/schemas/sql/{name}" for name in sql_in_tree} <= names
     assert "agentledger/cli.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "agentledger = agentledger.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "agentledger = agentledger.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
 
 
 def test_importing_the_sdk_loads_no_server_dependency() -> None:

@@ -211,7 +211,7 @@ def test_a_damaged_valid_request_is_decoded_or_refused(
         _decode_and_map(bytes(damaged), media)
 
 
-# --- the spool gives back the rows it was given ----------------------------------------------------
+# --- the spool gives back the rows it was given ------------------------------------------
 
 cells = st.one_of(
     st.none(),
