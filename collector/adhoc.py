@@ -20,13 +20,15 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from agentledger.collector.api import LedgerJSONResponse
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector.store import Store
+from agentledger.schemas.analysis import SQL_MAX_ROWS, SqlNotReadOnlyError, SqlRefusedError
 from agentledger.schemas.api import SqlIn, SqlResult
 
 logger = logging.getLogger(__name__)
 
 #: Rows returned at most; a longer answer is cut and marked ``truncated``.
-DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MAX_ROWS = SQL_MAX_ROWS
 MAX_ROWS_LIMIT = 100_000
 ALLOWED_STARTS = ("select", "with")
 
@@ -38,11 +40,15 @@ _LITERALS = re.compile(
 _OUTFILE = re.compile(r"\binto\s+outfile\b", re.IGNORECASE)
 
 
-class AdhocSqlError(ValueError):
-    """Ad-hoc SQL that is refused before it runs, or that ClickHouse refused."""
+class AdhocSqlError(SqlRefusedError):
+    """Ad-hoc SQL that is refused before it runs, or that ClickHouse refused.
+
+    A ``SqlRefusedError`` of the schemas, so that the dashboard, which sees only the reader,
+    can tell a refused query from a failing store without importing the collector.
+    """
 
 
-class NotReadOnlyError(AdhocSqlError):
+class NotReadOnlyError(AdhocSqlError, SqlNotReadOnlyError):
     """The statement is not one read-only query."""
 
 
@@ -69,6 +75,20 @@ def check_read_only(sql: str) -> str:
     return statement
 
 
+# The views and tables derived by agentledger.collector.rollups; a query naming none of them
+# (one over `spans` or `outcomes` alone) needs no catch-up first.
+_DERIVED = re.compile(
+    r"\b(llm_calls|runs|step_attempts|usage_rollup|attempt_rollup|run_rollup|group_rollup"
+    r"|metric_cells)\b",
+    re.IGNORECASE,
+)
+
+
+def reads_rollups(sql: str) -> bool:
+    """Whether ``sql`` may read a derived view or table (a word match: when in doubt, yes)."""
+    return _DERIVED.search(sql) is not None
+
+
 def run_read_only(store: Store, sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> SqlResult:
     """Run one read-only query and return at most ``max_rows`` rows.
 
@@ -79,6 +99,9 @@ def run_read_only(store: Store, sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> S
     if not 1 <= max_rows <= MAX_ROWS_LIMIT:
         raise ValueError(f"max_rows={max_rows!r} is not in 1..{MAX_ROWS_LIMIT}")
     statement = check_read_only(sql)
+    if reads_rollups(statement):
+        # The views read the rollups: bring them up to date with everything stored first.
+        rollups_of(store).catch_up()
     # The newlines keep a trailing `--` comment of the statement from hiding our LIMIT.
     wrapped = f"SELECT * FROM (\n{statement}\n) LIMIT {max_rows + 1}"
     try:

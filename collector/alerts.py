@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agentledger.collector.budget_queries import run_totals_sql, run_where
 from agentledger.collector.notify import Channel, Delivery, Notification, Notifier
 from agentledger.collector.queries import StoreReader
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector.settings import CollectorSettings, SettingsError
 from agentledger.collector.store import Store
 from agentledger.schemas.api import MetricsQuery, MetricsRow
@@ -340,6 +341,7 @@ class AlertEvaluator:
         return transitions
 
     def _find(self, rule: Rule, now: datetime) -> Iterable[Finding]:
+        rollups_of(self._store).catch_up()
         since = now - timedelta(seconds=rule.window_seconds)
         if rule.kind in PER_RUN:
             return self._find_runs(rule, since)

@@ -1,4 +1,5 @@
-"""The query API: ``/api/v1/metrics``, ``/api/v1/runs`` and ``/api/v1/runs/{run_id}``.
+"""The query API: ``/api/v1/metrics``, ``/api/v1/runs``, ``/api/v1/runs/{run_id}`` and
+``/api/v1/budgets/by_day``.
 
 Money is sent as a JSON number written from the exact ``Decimal`` (never through a float),
 so that clients can compute with it; an undefined figure is ``null``. A bad parameter is
@@ -14,8 +15,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, cast
 
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from agentledger.schemas.analysis import AnalysisReader, BreachDay
 from agentledger.schemas.api import (
     GROUP_KEYS,
+    BudgetQuery,
     GroupKey,
     LedgerReader,
     MetricsQuery,
@@ -24,8 +30,6 @@ from agentledger.schemas.api import (
     RunPage,
     RunsQuery,
 )
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
 _BAD_PARAMETER = {"description": "A parameter has a value that is not accepted."}
 _GROUP_BY_HELP = "group keys among workflow, step, tier, model, day; comma-separated or repeated"
@@ -181,5 +185,26 @@ def api_router(reader: LedgerReader) -> APIRouter:
             message = f"run {run_id!r} not found in project {project!r}"
             return JSONResponse({"detail": message}, status_code=404)
         return LedgerJSONResponse(detail.model_dump())
+
+    @router.get(
+        "/budgets/by_day",
+        response_model=list[BreachDay],
+        responses={400: _BAD_PARAMETER},
+        summary="Runs and budget breaches per UTC day of the runs' start; see docs/budgets.md",
+    )
+    def budget_days(
+        workflow: str | None = None,
+        since: Annotated[datetime | None, Query(description=_SINCE_HELP)] = None,
+        until: Annotated[datetime | None, Query(description=_UNTIL_HELP)] = None,
+        project: Annotated[str, Query(min_length=1)] = "default",
+    ) -> Any:
+        since_utc, until_utc = _utc(since), _utc(until)
+        if (error := _window_error(since_utc, until_utc)) is not None:
+            return error
+        query = BudgetQuery(
+            project=project, workflow=_filter(workflow), since=since_utc, until=until_utc
+        )
+        days = cast(AnalysisReader, reader).budget_days(query)
+        return LedgerJSONResponse([day.model_dump() for day in days])
 
     return router

@@ -47,6 +47,7 @@ from pydantic import BaseModel
 from agentledger.collector import otlp
 from agentledger.collector.settings import SettingsError
 from agentledger.schemas import attributes as attr
+from agentledger.schemas.analysis import SQL_MAX_ROWS, SqlForbiddenError
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +296,23 @@ class ScopedReader:
 
     def __init__(self, reader: Any) -> None:
         self._reader = reader
+
+    def sql_refusal(self) -> str | None:
+        """Why the current principal may not run ad-hoc SQL, or None: the very rule of
+        ``POST /api/v1/sql`` (:data:`require_sql_admin`), for the dashboard's SQL page."""
+        try:
+            require_sql_admin()
+        except HTTPException as exc:
+            return str(exc.detail)
+        return None
+
+    def sql(self, sql: str, max_rows: int = SQL_MAX_ROWS) -> Any:
+        """Ad-hoc SQL for a principal that may run it; SQL reads every project, so this is
+        checked here, on the server, whatever the page showed."""
+        refusal = self.sql_refusal()
+        if refusal is not None:
+            raise SqlForbiddenError(refusal)
+        return self._reader.sql(sql, max_rows)
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._reader, name)

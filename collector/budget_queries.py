@@ -14,7 +14,8 @@ import math
 from datetime import datetime
 from typing import Any, Final
 
-from agentledger.collector.queries import _BASE, _RUN_INFO, _VERDICT, _as_utc, _run_window, _utc
+from agentledger.collector.queries import _as_utc, _run_window, _utc
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector.store import Store
 from agentledger.schemas.api import (
     AlertRow,
@@ -26,58 +27,35 @@ from agentledger.schemas.api import (
 
 _TIME: Final = "DateTime64(9, 'UTC')"
 
-# One row per chosen run with its totals, budgets and whether it went over them.
-_TOTALS: Final = """
-totals AS (
+# One row per run of the window with its totals, budgets and whether it went over them.
+_RUN_TOTALS: Final = """
+WITH run_totals AS (
     SELECT
-        run_id,
-        sumIf(ifNull(input_tokens, 0) + ifNull(output_tokens, 0), NOT is_tool) AS t_tokens,
-        sumIf(assumeNotNull(cost_usd), cost_usd IS NOT NULL) AS t_priced_cost,
-        countIf(cost_usd IS NOT NULL) AS t_priced_rows,
-        countIf(is_unpriced) AS t_unpriced
-    FROM base WHERE NOT is_step GROUP BY run_id
-),
-budget AS (
-    SELECT run_id, max(budget_tokens) AS b_tokens, max(budget_usd) AS b_usd
-    FROM spans FINAL
-    WHERE project = {project:String} AND kind = 'run'
-      AND run_id IN (SELECT run_id FROM chosen)
-    GROUP BY run_id
-),
-run_totals AS (
-    SELECT
-        c.run_id AS run_id, c.run_workflow AS workflow, c.run_start AS start_time,
-        v.verdict AS verdict, t.t_tokens AS tokens,
-        if(t.t_priced_rows = 0 AND t.t_unpriced > 0, NULL, toDecimal128(t.t_priced_cost, 12))
+        run_id, workflow, start_time, verdict,
+        input_tokens + output_tokens AS tokens,
+        if(priced_rows = 0 AND unpriced_calls > 0, NULL, toDecimal128(priced_cost, 12))
             AS cost_usd,
-        t.t_unpriced = 0 AS cost_complete,
-        b.b_tokens AS budget_tokens, b.b_usd AS budget_usd,
-        ifNull(b.b_tokens IS NOT NULL AND t.t_tokens > b.b_tokens, 0) AS over_tokens,
-        ifNull(b.b_usd IS NOT NULL AND cost_usd IS NOT NULL AND cost_usd > b.b_usd, 0)
+        unpriced_calls = 0 AS cost_complete,
+        budget_tokens, budget_usd,
+        ifNull(budget_tokens IS NOT NULL AND tokens > budget_tokens, 0) AS over_tokens,
+        ifNull(budget_usd IS NOT NULL AND cost_usd IS NOT NULL AND cost_usd > budget_usd, 0)
             AS over_usd,
-        if(ifNull(b.b_tokens, 0) > 0, t.t_tokens / b.b_tokens, NULL) AS token_use,
-        if(ifNull(b.b_usd, 0) > 0 AND cost_usd IS NOT NULL,
-           toFloat64(cost_usd) / toFloat64(b.b_usd), NULL) AS cost_use
-    FROM chosen AS c
-    LEFT JOIN totals AS t ON t.run_id = c.run_id
-    LEFT JOIN verdict AS v ON v.run_id = c.run_id
-    LEFT JOIN budget AS b ON b.run_id = c.run_id
+        if(ifNull(budget_tokens, 0) > 0, tokens / budget_tokens, NULL) AS token_use,
+        if(ifNull(budget_usd, 0) > 0 AND cost_usd IS NOT NULL,
+           toFloat64(cost_usd) / toFloat64(budget_usd), NULL) AS cost_use
+    FROM run_rollup FINAL
+    WHERE project = {project:String} AND {run_where}
 )"""
 
 
 def run_totals_sql(run_where: str) -> str:
-    """A ``WITH`` clause ending in ``run_totals``: one row per run of ``run_info`` matching
-    ``run_where`` (a condition on ``run_id``, ``run_workflow``, ``run_start``).
+    """A ``WITH`` clause ending in ``run_totals``: one row per run of the rollups matching
+    ``run_where`` (a condition on ``run_id``, ``workflow``, ``start_time``).
 
-    Binds ``{project:String}`` plus whatever ``run_where`` names.
+    Binds ``{project:String}`` plus whatever ``run_where`` names. The caller brings the
+    rollups up to date first (``rollups_of(store).catch_up()``).
     """
-    chosen = (
-        "\nchosen AS (SELECT run_id, run_workflow, run_start FROM run_info WHERE " + run_where + ")"
-    )
-    scope = "run_id IN (SELECT run_id FROM chosen)"
-    return "WITH" + ",".join(
-        [_RUN_INFO, chosen, _VERDICT, _BASE.replace("{scope}", scope), _TOTALS]
-    )
+    return _RUN_TOTALS.replace("{run_where}", run_where)
 
 
 def run_where(
@@ -86,12 +64,13 @@ def run_where(
     until: datetime | None,
     params: dict[str, Any],
 ) -> str:
-    """The condition on ``run_info`` for a workflow and a window of run starts (UTC)."""
+    """The condition on ``run_rollup`` for a workflow and a window of run starts (UTC)."""
     return _run_window(workflow, since, until, params)
 
 
 def budget_report(store: Store, query: BudgetQuery) -> BudgetReport:
     """Breaching runs, budget use by workflow and the latest alert states, for ``query``."""
+    rollups_of(store).catch_up()
     params: dict[str, Any] = {"project": query.project, "limit": query.limit}
     head = run_totals_sql(run_where(query.workflow, query.since, query.until, params))
 
@@ -169,6 +148,7 @@ ORDER BY start_time DESC, run_id LIMIT {limit:UInt32}""",
 
 def breached_runs_by_workflow(store: Store, project: str = "default") -> dict[str, int]:
     """Runs over their own budget, all time, per workflow (for ``/metrics``)."""
+    rollups_of(store).catch_up()
     params: dict[str, Any] = {"project": project}
     rows = store.query(
         run_totals_sql("1") + "\nSELECT workflow, countIf(over_tokens OR over_usd) FROM run_totals"

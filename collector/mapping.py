@@ -173,15 +173,19 @@ class SpanMapper:
 
     def _span_row(self, span: SpanData, context: _ResourceContext) -> tuple[list[Any], bool]:
         a = span.attributes
-        kind = _text(a, attr.SPAN_KIND)
+        # The stored attribute map; every text column is read from it, which is what _text
+        # would return (stringify(None) is "" like an absent key), without a call per column.
+        strings = {key: v if type(v) is str else stringify(v) for key, v in a.items()}
+        text = strings.get
+        kind = text(attr.SPAN_KIND, "")
         if kind not in attr.SPAN_KINDS:
             kind = ""  # an unknown kind is read like a span of other instrumentation
 
-        request_model = _first_text(a, dialects.REQUEST_MODEL)
-        response_model = _first_text(a, dialects.RESPONSE_MODEL)
+        request_model = _first_string(strings, dialects.REQUEST_MODEL)
+        response_model = _first_string(strings, dialects.RESPONSE_MODEL)
         model = response_model or request_model
-        provider = _first_text(a, dialects.PROVIDER)
-        tier = _text(a, attr.TIER) or dialects.tier_for(self._tier_map, model, request_model)
+        provider = _first_string(strings, dialects.PROVIDER)
+        tier = text(attr.TIER, "") or dialects.tier_for(self._tier_map, model, request_model)
 
         usage = dialects.read_usage(a, _first_count)
         input_tokens = usage.input_tokens
@@ -214,7 +218,7 @@ class SpanMapper:
                 cost_usd = foreign_usd.quantize(_COST_QUANTUM)
                 cost_source = SOURCE_REPORTED
 
-        outcome = _text(a, attr.OUTCOME)
+        outcome = text(attr.OUTCOME, "")
         if outcome and outcome not in attr.OUTCOMES:
             raise SpanRejected(
                 f"{attr.OUTCOME} {outcome!r} is not one of {sorted(attr.OUTCOMES)!r}"
@@ -236,27 +240,27 @@ class SpanMapper:
             context.service_name,
             context.service_version,
             context.environment,
-            _text(a, attr.RUN_ID) or span.trace_id,
-            _text(a, attr.RUN_PARENT_ID),
-            _text(a, attr.WORKFLOW),
-            _text(a, attr.CONVERSATION_ID),
+            text(attr.RUN_ID, "") or span.trace_id,
+            text(attr.RUN_PARENT_ID, ""),
+            text(attr.WORKFLOW, ""),
+            text(attr.CONVERSATION_ID, ""),
             _count(a, attr.BUDGET_TOKENS),
             _decimal(a, attr.BUDGET_USD, _BUDGET_QUANTUM, _BUDGET_LIMIT),
-            _text(a, attr.STEP_NAME),
-            _text(a, attr.STEP_ID),
+            text(attr.STEP_NAME, ""),
+            text(attr.STEP_ID, ""),
             tier,
             attempt,
             _bool(a, attr.ATTEMPT_ACCEPTED),
-            _text(a, attr.TASK_COMPLEXITY),
-            _text(a, attr.TASK_SENSITIVITY),
-            _text(a, attr.TASK_CONTEXT),
-            _text(a, attr.OPERATION_NAME),
+            text(attr.TASK_COMPLEXITY, ""),
+            text(attr.TASK_SENSITIVITY, ""),
+            text(attr.TASK_CONTEXT, ""),
+            text(attr.OPERATION_NAME, ""),
             provider,
             request_model,
             response_model,
             model,
-            _first_text(a, dialects.TOOL_NAME),
-            _text(a, attr.ERROR_TYPE),
+            _first_string(strings, dialects.TOOL_NAME),
+            text(attr.ERROR_TYPE, ""),
             counts_usage,
             input_tokens,
             output_tokens,
@@ -269,7 +273,7 @@ class SpanMapper:
             cost_source,
             outcome,
             _score(a, attr.OUTCOME_SCORE),
-            {key: stringify(value) for key, value in a.items()},
+            strings,
             context.attributes,
         ]
         return row, carries_usage
@@ -342,13 +346,6 @@ def _text(attributes: Mapping[str, AttrValue], key: str) -> str:
     return "" if value is None else stringify(value)
 
 
-def _first_text(attributes: Mapping[str, AttrValue], keys: tuple[str, ...]) -> str:
-    for key in keys:
-        if (value := _text(attributes, key)) != "":
-            return value
-    return ""
-
-
 def _count(attributes: Mapping[str, AttrValue], key: str) -> int | None:
     """A non-negative integer attribute (a token count); strings of digits are accepted."""
     value = attributes.get(key)
@@ -364,6 +361,14 @@ def _count(attributes: Mapping[str, AttrValue], key: str) -> int | None:
         if value.isascii() and value.isdigit() and int(value) <= _MAX_UINT64:
             return int(value)
     raise SpanRejected(f"{key} {value!r} is not a non-negative integer")
+
+
+def _first_string(strings: Mapping[str, str], keys: tuple[str, ...]) -> str:
+    """The first non-empty value among ``keys`` of an already stringified attribute map."""
+    for key in keys:
+        if value := strings.get(key):
+            return value
+    return ""
 
 
 def _first_count(attributes: Mapping[str, AttrValue], keys: tuple[str, ...]) -> int | None:

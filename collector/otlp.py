@@ -40,6 +40,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 # DateTime64(9) holds signed 64-bit nanoseconds; larger fixed64 values cannot be stored.
 _MAX_TIME_NS = 2**63 - 1
 _STATUS_NAMES = ("UNSET", "OK", "ERROR")
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 _STATUS_BY_JSON_NAME = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _KIND_BY_JSON_NAME = {
     "SPAN_KIND_UNSPECIFIED": 0,
@@ -251,7 +252,13 @@ def _pb_id(raw: bytes, size: int, name: str) -> str:
 
 
 def _pb_attributes(key_values: Any) -> dict[str, AttrValue]:
-    return {kv.key: _pb_value(kv.value) for kv in key_values}
+    # The hot loop of ingest: scalars (nearly every attribute) are read without a call.
+    attributes: dict[str, AttrValue] = {}
+    for kv in key_values:
+        value = kv.value
+        which = value.WhichOneof("value")
+        attributes[kv.key] = getattr(value, which) if which in _SCALARS else _pb_value(value)
+    return attributes
 
 
 def _pb_value(value: Any) -> AttrValue:

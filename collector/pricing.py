@@ -13,6 +13,7 @@ models and resolves exact aliases; its entries win over genai-prices for the sam
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from dataclasses import dataclass
@@ -134,9 +135,10 @@ class Pricer:
             return None
 
     def _rates_for(self, model_info: Any, price_provider: Any, at: datetime) -> _Rates | None:
-        # genai_prices.calc_price re-resolves its unit registry on every call (about 150 µs),
-        # too slow for the ingest path; for the usual linear prices the per-token rates are
-        # derived once per price period and checked against calc_price before use.
+        # genai_prices.calc_price re-resolves its unit registry on every call (about 300 µs),
+        # too slow for the ingest path; for prices linear in tokens (within each tier's input
+        # band) the per-token rates are derived once per price period and checked against
+        # calc_price before use.
         model_price = model_info.get_prices(at)
         key = id(model_price)
         cached = self._rates.get(key)
@@ -203,8 +205,8 @@ def _calc_price(
 
 
 @dataclass(frozen=True, slots=True)
-class _Rates:
-    """USD per million tokens of each kind, for a model whose price is linear in them."""
+class _Band:
+    """USD per million tokens of each kind, for calls whose input is in one price band."""
 
     uncached_input: Decimal
     output: Decimal
@@ -223,30 +225,66 @@ class _Rates:
         )
         return total / _MTOK
 
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Per-token rates of a model whose price is linear in tokens within input-size bands.
+
+    genai-prices' tiered prices switch every token to the tier's rate once the call's input
+    tokens pass the tier's start (a cliff, not marginal), so within each band between two
+    starts the price is linear and one set of rates per band prices it exactly.
+    """
+
+    #: Band i holds calls with ``starts[i-1] < input_tokens <= starts[i]``.
+    starts: tuple[int, ...]
+    bands: tuple[_Band, ...]
+
+    def price(
+        self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+    ) -> Decimal:
+        band = bisect.bisect_left(self.starts, input_tokens)
+        return self.bands[band].price(input_tokens, output_tokens, cache_read, cache_write)
+
     @classmethod
     def derive(
         cls, model_info: Any, price_provider: Any, at: datetime, model_price: Any
     ) -> _Rates | None:
         """Rates measured with calc_price, or None when the price is not linear in tokens."""
-        if any(isinstance(v, TieredPrices) for v in vars(model_price).values()):
-            return None
+        starts = sorted(
+            {
+                tier.start
+                for value in vars(model_price).values()
+                if isinstance(value, TieredPrices)
+                for tier in value.tiers
+            }
+        )
 
         def measured(*counts: int) -> Decimal:
             return _calc_price(model_info, price_provider, at, *counts)
 
+        bands = []
         try:
             if measured(0, 0, 0, 0) != 0:  # a price per request, not per token
                 return None
-            rates = cls(
-                uncached_input=measured(_MTOK, 0, 0, 0),
-                output=measured(0, _MTOK, 0, 0),
-                cache_read=measured(_MTOK, 0, _MTOK, 0),
-                cache_write=measured(_MTOK, 0, 0, _MTOK),
-            )
-            probe = (1_234_567, 54_321, 234_567, 12_345)
-            expected = measured(*probe).quantize(_COST_QUANTUM)
-        except ValueError:
+            for index, low in enumerate([0, *starts]):
+                high = starts[index] if index < len(starts) else None
+                # Measured with n input tokens inside the band; the rates are Decimal
+                # quotients, exact for prices with few digits, and checked by a probe.
+                n = low + 1
+                base = measured(n, 0, 0, 0)
+                band = _Band(
+                    uncached_input=base * _MTOK / n,
+                    output=measured(n, _MTOK, 0, 0) - base,
+                    cache_read=measured(n, 0, n, 0) * _MTOK / n,
+                    cache_write=measured(n, 0, 0, n) * _MTOK / n,
+                )
+                top = high if high is not None else low + 2_469_134
+                probe_input = max(n, (low + top) // 2)
+                probe = (probe_input, 54_321, probe_input // 5, probe_input // 9)
+                expected = measured(*probe).quantize(_COST_QUANTUM)
+                if band.price(*probe).quantize(_COST_QUANTUM) != expected:
+                    return None
+                bands.append(band)
+        except (ValueError, ArithmeticError):
             return None
-        if rates.price(*probe).quantize(_COST_QUANTUM) != expected:
-            return None
-        return rates
+        return cls(tuple(starts), tuple(bands))

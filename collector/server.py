@@ -8,15 +8,19 @@ spans were rejected), and for a request that cannot be read a 4xx carrying a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from google.protobuf import json_format
@@ -30,11 +34,13 @@ from starlette.concurrency import run_in_threadpool
 from agentledger.collector import auth, otlp, request_errors
 from agentledger.collector.mapping import MappedBatch, SpanMapper
 from agentledger.collector.pricing import Pricer
+from agentledger.collector.rollups import RollupLoop, rollups_of
 from agentledger.collector.settings import CollectorSettings, SettingsError
 from agentledger.collector.spool import (
     DurableWriter,
     Spool,
     SpoolDrainer,
+    SpooledBody,
     SpoolError,
     SpoolFull,
     default_directory,
@@ -92,19 +98,24 @@ def create_app(
     writer = RowWriter(store)
     # Rows are spooled durably before any 2xx; the drainer replays what the store refused.
     spool = Spool(
-        settings.spool_dir or default_directory(store.dsn), max_bytes=settings.spool_max_bytes
+        settings.spool_dir or default_directory(store.dsn),
+        max_bytes=settings.spool_max_bytes,
+        body_reader=lambda body, header: _replay_body(body, header, mapper),
     )
     durable = DurableWriter(spool, writer)
     drainer = SpoolDrainer(spool, writer.write)
     drainer.start()
+    rollup_loop = RollupLoop(rollups_of(store), settings.rollup_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if alerts is not None:
             alerts.start()
+        rollup_loop.start()
         yield
         if alerts is not None:
             await run_in_threadpool(alerts.stop)
+        await run_in_threadpool(rollup_loop.close)
         await run_in_threadpool(drainer.close)
         await run_in_threadpool(writer.close)
         spool.close()
@@ -179,6 +190,23 @@ def _include_reader_apps(app: FastAPI, store: Store, tiers: dict[str, str]) -> N
     app.mount("/dashboard", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
 
 
+#: Requests decoded and mapped at once. Decoding holds the GIL, so more threads than cores
+#: only take it from the writer thread (the serial stage) and hold more bodies in memory.
+DECODE_THREADS: Final = 2
+_decode_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decode_limiter() -> anyio.CapacityLimiter:
+    """The decode limiter of the running event loop (a limiter belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _decode_limiters.get(loop)
+    if limiter is None:
+        limiter = _decode_limiters[loop] = anyio.CapacityLimiter(DECODE_THREADS)
+    return limiter
+
+
 async def _export_traces(
     request: Request, mapper: SpanMapper, durable: DurableWriter, max_bytes: int
 ) -> Response:
@@ -195,8 +223,15 @@ async def _export_traces(
     principal = auth.current_principal()
     try:
         body = await otlp.read_body(request.stream(), max_bytes)
-        batch = await run_in_threadpool(
-            _decode_and_map, body, encoding, media, mapper, max_bytes, principal
+        batch, plain = await anyio.to_thread.run_sync(
+            _decode_and_map,
+            body,
+            encoding,
+            media,
+            mapper,
+            max_bytes,
+            principal,
+            limiter=_decode_limiter(),
         )
     except otlp.OtlpError as exc:
         logger.warning("export refused: status=%d reason=%s", exc.status_code, exc)
@@ -209,8 +244,10 @@ async def _export_traces(
         logger.warning("spans rejected: count=%d stored=%d %s", rejected, len(batch.spans), message)
         if not batch.spans:
             return _status(400, message, media)
+    # The spool keeps the plain body, not the rows: replay decodes and maps it again.
+    source = SpooledBody(plain, {"media": media, "project": principal.project})
     try:
-        await durable.write(batch.spans, batch.outcomes)
+        await durable.write(batch.spans, batch.outcomes, source=source)
     except SpoolFull as exc:  # the store has been away for long: the exporter retries later
         logger.warning("export refused: spool full, spans=%d: %s", len(batch.spans), exc)
         return _unavailable(str(exc), media)
@@ -234,10 +271,21 @@ def _decode_and_map(
     mapper: SpanMapper,
     max_bytes: int,
     principal: auth.Principal,
-) -> MappedBatch:
-    decoded = otlp.decode(otlp.decompress(body, encoding, max_bytes), media)
+) -> tuple[MappedBatch, bytes]:
+    plain = otlp.decompress(body, encoding, max_bytes)
+    decoded = otlp.decode(plain, media)
     auth.claim_resources(decoded, principal)
-    return mapper.map(decoded)
+    return mapper.map(decoded), plain
+
+
+def _replay_body(
+    body: bytes, header: dict[str, str], mapper: SpanMapper
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The rows of a spooled export, mapped as when it was acknowledged."""
+    decoded = otlp.decode(body, header["media"])
+    auth.claim_resources(decoded, auth.Principal("spool", header["project"], "ingest"))
+    batch = mapper.map(decoded)
+    return batch.spans, batch.outcomes
 
 
 def _rejection_message(batch: MappedBatch) -> str:

@@ -50,6 +50,9 @@ class CollectorSettings(BaseSettings):
     alerts_file: Path | None = None
     #: Whether this process evaluates the alert rules: true on exactly one collector of a store.
     evaluate_alerts: bool = True
+    #: Seconds between background passes that bring the rollups up to date with new spans
+    #: (``agentledger.collector.rollups``); every read also catches up first.
+    rollup_interval_seconds: float = Field(default=5.0, gt=0)
     #: Largest OTLP request body in bytes, before and after decompression.
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     #: Directory of the ingest spool; None means ``<store dir>.spool`` (``./agentledger-spool``

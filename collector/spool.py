@@ -8,8 +8,12 @@ record that was already stored is harmless: ``spans`` rows share their
 (project, trace_id, span_id) key and queries read through ``FINAL``; outcome rows carry an
 ``outcome_key``.
 
-A record on disk is ``<length:u32><crc32:u32><payload>``, the payload being JSON. A record
-cut short by a crash was never fsynced, hence never acknowledged, and is dropped on reading.
+A record on disk is ``<length:u32><crc32:u32><payload>``. The payload is either JSON rows, or,
+for an OTLP export, the request body itself (``B<JSON header>\n<body>``): writing the bytes
+that arrived costs nothing, where encoding the mapped rows cost more than decoding the body.
+Such a record is turned back into rows on replay by the ``body_reader`` the spool was given,
+which decodes and maps the body as ingest did. A record cut short by a crash was never
+fsynced, hence never acknowledged, and is dropped on reading.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ logger = logging.getLogger(__name__)
 Rows = list[list[Any]]
 #: Inserts ``(spans, outcomes)`` into the store, raising when the store refuses them.
 InsertRows = Callable[[Rows, Rows], None]
+#: Turns a spooled request body and its header back into ``(spans, outcomes)`` rows.
+BodyReader = Callable[[bytes, dict[str, str]], tuple[Rows, Rows]]
 
 _HEADER = struct.Struct("<II")
+_BODY_TAG = b"B"
 _SUFFIX = ".seg"
 _LOCK_NAME = "spool.lock"
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
@@ -67,6 +74,17 @@ class _Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class SpooledBody:
+    """A request body to spool instead of its rows, with what replay needs to map it again.
+
+    ``header`` holds short strings only (the media type, the project a key claimed).
+    """
+
+    body: bytes
+    header: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """Where one appended record lives; hand it back to :meth:`Spool.done`."""
 
@@ -81,6 +99,8 @@ class Spool:
             replayed by :meth:`replay`.
         max_bytes: Bytes of segments past which :meth:`append` raises :class:`SpoolFull`.
         segment_bytes: Size past which the open segment is sealed and a new one begun.
+        body_reader: Maps a spooled request body back to rows on replay; a spool without one
+            cannot replay body records (they stay on disk, with an error logged).
     """
 
     def __init__(
@@ -89,12 +109,14 @@ class Spool:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        body_reader: BodyReader | None = None,
     ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes!r}")
         self.directory = Path(directory)
         self._max_bytes = max_bytes
         self._segment_bytes = segment_bytes
+        self._body_reader = body_reader
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock_file = open(self.directory / _LOCK_NAME, "a+b")  # noqa: SIM115
@@ -139,15 +161,32 @@ class Spool:
         """Segments whose rows are not yet all confirmed in the store."""
         return len(self._segments)
 
-    def append(self, spans: Sequence[Sequence[Any]], outcomes: Sequence[Sequence[Any]]) -> Ticket:
+    def append(
+        self,
+        spans: Sequence[Sequence[Any]],
+        outcomes: Sequence[Sequence[Any]],
+        *,
+        source: SpooledBody | None = None,
+    ) -> Ticket:
         """Write one record durably (fsync) and return its ticket.
+
+        With a ``source``, the record holds that request body rather than the rows, which
+        must be what the spool's ``body_reader`` makes of it.
 
         Raises:
             SpoolFull: the spool holds ``max_bytes`` already.
             SpoolError: the record could not be written.
         """
-        payload = json.dumps({"s": _encode(spans), "o": _encode(outcomes)}).encode("utf-8")
-        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        if source is not None:
+            header = json.dumps(source.header, separators=(",", ":")).encode("utf-8")
+            if b"\n" in header:  # json.dumps escapes newlines in strings; checked to be sure
+                raise SpoolError(f"spool header {source.header!r} holds a newline")
+            head = _BODY_TAG + header + b"\n"
+            crc = zlib.crc32(source.body, zlib.crc32(head))
+            record = b"".join((_HEADER.pack(len(head) + len(source.body), crc), head, source.body))
+        else:
+            payload = json.dumps({"s": _encode(spans), "o": _encode(outcomes)}).encode("utf-8")
+            record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         with self._lock:
             if self.bytes + len(record) > self._max_bytes:
                 raise SpoolFull(
@@ -255,7 +294,7 @@ class Spool:
         records = 0
         spans: Rows = []
         outcomes: Rows = []
-        for record_spans, record_outcomes in read_records(segment.path):
+        for record_spans, record_outcomes in read_records(segment.path, self._body_reader):
             records += 1
             spans.extend(record_spans)
             outcomes.extend(record_outcomes)
@@ -267,11 +306,13 @@ class Spool:
         return records
 
 
-def read_records(path: Path) -> Iterator[tuple[Rows, Rows]]:
+def read_records(path: Path, body_reader: BodyReader | None = None) -> Iterator[tuple[Rows, Rows]]:
     """The ``(spans, outcomes)`` of each complete record of a segment file, in order.
 
     A cut-short or damaged record ends the reading, with a warning: records are only ever
-    appended, so what follows a damaged one cannot be trusted either.
+    appended, so what follows a damaged one cannot be trusted either. A body record is
+    mapped by ``body_reader``; without one it raises :class:`SpoolError`, so that the
+    segment is kept rather than dropped.
     """
     with open(path, "rb") as file:
         offset = 0
@@ -284,8 +325,15 @@ def read_records(path: Path) -> Iterator[tuple[Rows, Rows]]:
             if len(payload) < length or zlib.crc32(payload) != crc:
                 _warn_tail(path, offset, "record cut short or damaged")
                 return
-            document = json.loads(payload)
-            yield _decode(document["s"]), _decode(document["o"])
+            if payload[:1] == _BODY_TAG:
+                if body_reader is None:
+                    raise SpoolError(f"segment {path.name} holds a request body; no reader given")
+                end = payload.index(b"\n")
+                header = json.loads(payload[1:end])
+                yield body_reader(payload[end + 1 :], header)
+            else:
+                document = json.loads(payload)
+                yield _decode(document["s"]), _decode(document["o"])
             offset += _HEADER.size + length
 
 
@@ -367,9 +415,15 @@ class DurableWriter:
         self._writer = writer
 
     async def write(
-        self, spans: Sequence[Sequence[Any]], outcomes: Sequence[Sequence[Any]] = ()
+        self,
+        spans: Sequence[Sequence[Any]],
+        outcomes: Sequence[Sequence[Any]] = (),
+        *,
+        source: SpooledBody | None = None,
     ) -> bool:
         """Make rows durable; True when they reached the store, False when only the spool.
+
+        ``source`` is the request body the rows came from, spooled in their place.
 
         Raises:
             SpoolFull: the spool is full (the store has been unreachable for long).
@@ -377,7 +431,7 @@ class DurableWriter:
         """
         if not spans and not outcomes:
             return True
-        ticket = await asyncio.to_thread(self.spool.append, spans, outcomes)
+        ticket = await asyncio.to_thread(self.spool.append, spans, outcomes, source=source)
         try:
             future = self._writer.submit(spans, outcomes)
         except Exception as exc:  # the writer is closed: the spool keeps the rows for replay

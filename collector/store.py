@@ -91,6 +91,9 @@ class Store:
         except Exception as exc:  # the driver raises several unrelated types here
             raise StoreError(f"cannot open store {self.dsn!r}: {exc}") from exc
         self._lock = threading.Lock()
+        #: Statements that may have written, counted in this process: with chDB nobody else
+        #: writes, so an unchanged count means the stored data is unchanged.
+        self.writes = 0
         if cluster is not None and cluster.database == DEFAULT_DATABASE_ARGUMENT:
             (database,) = self.query("SELECT currentDatabase()")[0]
             self.cluster = cluster.in_database(str(database))
@@ -173,6 +176,7 @@ class Store:
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         with self._lock:
+            self.writes += 1
             self._client.command(sql, parameters=parameters)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
@@ -203,6 +207,7 @@ class Store:
         if not rows:
             return
         with self._lock:
+            self.writes += 1
             self._client.insert(table, rows, column_names=list(columns))
 
     def close(self) -> None:

@@ -51,6 +51,7 @@ class RowWriter:
         self._urgent = False
         self._oldest = 0.0
         self._closing = False
+        _resolve_driver_imports()
         self._thread = threading.Thread(target=self._run, name="agentledger-writer", daemon=True)
         self._thread.start()
 
@@ -161,3 +162,16 @@ class RowWriter:
         )
         for future in futures:
             future.set_result(None)
+
+
+def _resolve_driver_imports() -> None:
+    """Make clickhouse-connect import pandas now, in the thread that builds the writer.
+
+    Its first insert imports pandas lazily. Done in the writer or spool thread while the main
+    thread imports the dashboard (plotly, which imports pandas too), the two imports race and
+    one can see a partially initialised pandas, which stopped a collector from starting when
+    it had a spool to replay.
+    """
+    from clickhouse_connect.driver import options
+
+    options.pd  # noqa: B018  (the attribute access is the import)

@@ -21,7 +21,16 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, html
 from dash.development.base_component import Component
 
-from agentledger.dashboard import budgets, figures, layout, overview, pages, routes, run_detail
+from agentledger.dashboard import (
+    budgets,
+    figures,
+    layout,
+    overview,
+    pages,
+    routes,
+    run_detail,
+    sql_page,
+)
 from agentledger.dashboard.filters import from_controls, parse_search
 from agentledger.dashboard.style import INDEX_STRING
 from agentledger.schemas.api import LedgerReader
@@ -29,6 +38,8 @@ from agentledger.schemas.api import LedgerReader
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/dashboard/"
+# What the store of day rows holds when the cards could not be read.
+UNREADABLE = "unreadable"
 
 T = TypeVar("T")
 
@@ -70,11 +81,13 @@ def create_dash_app(
             layout.overview_page(parse_search(None)),
             budgets.page(),
             *pages.validation_layout(),
+            *sql_page.validation_layout(),
         ]
     )
     _register_callbacks(app, reader, prefix)
     budgets.register(app, reader, prefix)
     pages.register(app, reader, prefix)  # type: ignore[arg-type]  # the collector's reader has them
+    sql_page.register(app, reader)
     return app
 
 
@@ -106,6 +119,9 @@ def render_page(
         return Rendered(layout.missing_page(prefix, route.path), layout.HIDDEN, options)
     if route.page == "budgets":
         return Rendered(budgets.page(), layout.SHOWN, options)
+    if route.page == "sql":
+        # SQL reads every project and ignores the filters; an empty store can be queried too.
+        return Rendered(sql_page.page(reader), layout.HIDDEN, options)
     if not workflows:
         return Rendered(layout.empty_store_page(), layout.HIDDEN, options)
     if route.page == "analysis":
@@ -255,13 +271,17 @@ def _register_callbacks(app: dash.Dash, reader: LedgerReader, prefix: str) -> No
         fresh = window_search(search)
         return dash.no_update if fresh == current else fresh
 
-    @app.callback(Output(layout.KPIS, "children"), Input(layout.WINDOW, "data"))
-    def _kpis(window: str | None) -> Component:
+    @app.callback(
+        Output(layout.KPIS, "children"),
+        Output(layout.DAY_ROWS, "data"),
+        Input(layout.WINDOW, "data"),
+    )
+    def _kpis(window: str | None) -> Any:
         filters = parse_search(window).filters
         return guarded(
             "the headline cards",
             lambda: overview.kpi_section(reader, filters),
-            layout.read_failure,
+            lambda: (layout.read_failure(), UNREADABLE),
         )
 
     @app.callback(
@@ -285,14 +305,16 @@ def _register_callbacks(app: dash.Dash, reader: LedgerReader, prefix: str) -> No
     def _heatmap(stored: list[dict[str, Any]] | None, metric: str | None) -> go.Figure:
         return overview.step_tier_heatmap(stored, metric)
 
-    @app.callback(Output(layout.TREND, "figure"), Input(layout.WINDOW, "data"))
-    def _trend(window: str | None) -> go.Figure:
-        filters = parse_search(window).filters
-        return guarded(
-            "totals over time",
-            lambda: overview.trend_figure(reader, filters),
-            lambda: figures.empty(layout.READ_FAILURE),
-        )
+    # Not on its own first call: the day rows are not there until the cards' callback ran.
+    @app.callback(
+        Output(layout.TREND, "figure"),
+        Input(layout.DAY_ROWS, "data"),
+        prevent_initial_call=True,
+    )
+    def _trend(stored: list[dict[str, Any]] | str | None) -> go.Figure:
+        if stored == UNREADABLE:
+            return figures.empty(layout.READ_FAILURE)
+        return overview.stored_trend_figure(stored if isinstance(stored, list) else None)
 
     @app.callback(Output(layout.RUNS, "children"), Input(layout.URL, "search"))
     def _runs(search: str | None) -> Component:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import plotly.graph_objects as go
 from dash import dcc, html
 from dash.development.base_component import Component
 
@@ -17,10 +18,15 @@ from agentledger.dashboard.formatting import Shown
 
 @dataclass(frozen=True)
 class Kpi:
-    """One headline card: a label and its value."""
+    """One headline card: a label, its value and, on the overview, its trend per day."""
 
     label: str
     shown: Shown
+    trend: go.Figure | None = None
+
+
+# Hover shows each day's value; nothing else of Plotly's chrome fits on a card.
+SPARK_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True}
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,13 @@ def _kpi_card(kpi: Kpi) -> Component:
         children.append(html.Div(shown.note, className="al-card-note"))
     else:
         children.append(value(shown, class_name="al-card-value"))
+    if kpi.trend is not None:
+        children.append(dcc.Graph(figure=kpi.trend, config=SPARK_CONFIG, className="al-spark"))
     return html.Div(children, className="al-card")
 
 
-def table(model: Table) -> Component:
+def table(model: Table, *, compact: bool = False) -> Component:
+    """A table; ``compact`` draws it with less padding and smaller text, for wide tables."""
     head = html.Thead(
         html.Tr(
             [
@@ -95,8 +104,9 @@ def table(model: Table) -> Component:
             for row in model.rows
         ]
     )
+    classes = "al-table al-table-compact" if compact else "al-table"
     return html.Div(
-        html.Table([head, body], className="al-table"),
+        html.Table([head, body], className=classes),
         className="al-table-wrap",
     )
 

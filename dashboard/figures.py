@@ -6,8 +6,9 @@ from ``formatting``, so a chart never reads differently from the tables beside i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import plotly.graph_objects as go
@@ -137,15 +138,48 @@ def _hover_note(note: str | None, row: MetricsRow) -> str:
     return f"{note}<br>{detail}" if note else detail
 
 
+#: One day in milliseconds, the unit of a date axis: bar widths and ticks are given in it.
+DAY_MS = 86_400_000
+# Days on an axis up to which every day gets its own tick.
+_DAILY_TICKS_UP_TO = 14
+
+
+def day_run(days: Iterable[str]) -> list[str]:
+    """Every day from the earliest to the latest of ``days`` (``YYYY-MM-DD``), in order.
+
+    Raises:
+        ValueError: a day that is not ``YYYY-MM-DD``, naming it.
+    """
+    parsed = []
+    for day in days:
+        try:
+            parsed.append(date.fromisoformat(day))
+        except (TypeError, ValueError):
+            raise ValueError(f"day {day!r} is not a YYYY-MM-DD date") from None
+    if not parsed:
+        return []
+    first, last = min(parsed), max(parsed)
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
 def trend(rows: list[MetricsRow]) -> go.Figure:
-    """Runs, spend and cost per correct outcome per day, one panel each."""
-    if not rows:
+    """Runs, spend and cost per correct outcome per day, one panel each.
+
+    The axis is a date axis over every day from the first to the last with runs: a bar is
+    most of one day wide however few days have runs, and the cost line breaks on a day
+    without runs or without a defined figure instead of joining the days around it.
+    """
+    by_day = {row.day: row for row in rows if row.day is not None}
+    if not by_day:
         return empty("No runs in this window")
 
-    rows = sorted(rows, key=lambda row: row.day or "")
-    days = [row.day for row in rows]
+    days = day_run(by_day)
+    rows = [by_day[day] for day in days if day in by_day]
+    present = [row.day for row in rows]
     spend = [formatting.spend(row) for row in rows]
-    cpco = [formatting.cost_per_correct_outcome(row) for row in rows]
+    line = [by_day.get(day) for day in days]
+    cpco = [formatting.cost_per_correct_outcome(row) if row else None for row in line]
+    bar_width = [0.8 * DAY_MS] * len(rows)
 
     figure = make_subplots(
         rows=3,
@@ -156,12 +190,13 @@ def trend(rows: list[MetricsRow]) -> go.Figure:
     )
     figure.add_trace(
         go.Bar(
-            x=days,
+            x=present,
             y=[row.runs for row in rows],
+            width=bar_width,
             marker_color=GREY,
             name="Runs",
             text=[formatting.count_text(row.runs) for row in rows],
-            hovertemplate="%{x}<br>%{text} runs<extra></extra>",
+            hovertemplate="%{x|%Y-%m-%d}<br>%{text} runs<extra></extra>",
             textposition="none",
         ),
         row=1,
@@ -169,13 +204,14 @@ def trend(rows: list[MetricsRow]) -> go.Figure:
     )
     figure.add_trace(
         go.Bar(
-            x=days,
+            x=present,
             y=[_as_float(row.cost_usd) for row in rows],
+            width=bar_width,
             marker_color=BLUE,
             name="Spend",
             text=[shown.text for shown in spend],
             customdata=[shown.note or "" for shown in spend],
-            hovertemplate="%{x}<br>Spend %{text}<br>%{customdata}<extra></extra>",
+            hovertemplate="%{x|%Y-%m-%d}<br>Spend %{text}<br>%{customdata}<extra></extra>",
             textposition="none",
         ),
         row=2,
@@ -184,24 +220,26 @@ def trend(rows: list[MetricsRow]) -> go.Figure:
     figure.add_trace(
         go.Scatter(
             x=days,
-            y=[_as_float(row.cost_per_correct_outcome_usd) for row in rows],
+            y=[_as_float(row.cost_per_correct_outcome_usd) if row else None for row in line],
             mode="lines+markers",
             line={"color": TEAL, "width": 2},
             marker={"size": 7},
             connectgaps=False,
             name="Cost per correct outcome",
-            text=[shown.text for shown in cpco],
-            customdata=[shown.note or "" for shown in cpco],
-            hovertemplate="%{x}<br>Cost per correct outcome %{text}<br>%{customdata}"
+            text=[shown.text if shown else "—" for shown in cpco],
+            customdata=[(shown.note or "") if shown else "no runs on this day" for shown in cpco],
+            hovertemplate="%{x|%Y-%m-%d}<br>Cost per correct outcome %{text}<br>%{customdata}"
             "<extra></extra>",
         ),
         row=3,
         col=1,
     )
-    # Days where the figure is undefined get a hollow mark on the axis, so that a gap reads
-    # as "undefined, hover for why" rather than as missing data or zero.
+    # Days with runs where the figure is undefined get a hollow mark on the axis, so that a
+    # gap reads as "undefined, hover for why" rather than as missing data or zero.
     undefined_days = [
-        (day, shown) for day, shown in zip(days, cpco, strict=True) if shown.undefined
+        (day, shown)
+        for day, shown in zip(days, cpco, strict=True)
+        if shown is not None and shown.undefined
     ]
     if undefined_days:
         figure.add_trace(
@@ -212,7 +250,8 @@ def trend(rows: list[MetricsRow]) -> go.Figure:
                 marker={"symbol": "x-thin-open", "size": 9, "color": GREY, "line": {"width": 2}},
                 name="undefined",
                 text=[shown.note or "" for _, shown in undefined_days],
-                hovertemplate="%{x}<br>Cost per correct outcome —<br>%{text}<extra></extra>",
+                hovertemplate="%{x|%Y-%m-%d}<br>Cost per correct outcome —<br>%{text}"
+                "<extra></extra>",
             ),
             row=3,
             col=1,
@@ -221,10 +260,13 @@ def trend(rows: list[MetricsRow]) -> go.Figure:
         template=TEMPLATE,
         height=520,
         showlegend=False,
-        bargap=0.35,
         margin={"t": 36},
     )
-    figure.update_xaxes(type="date", showgrid=False)
+    first = date.fromisoformat(days[0]) - timedelta(days=1)
+    last = date.fromisoformat(days[-1]) + timedelta(days=1)
+    figure.update_xaxes(type="date", showgrid=False, range=[first.isoformat(), last.isoformat()])
+    if len(days) <= _DAILY_TICKS_UP_TO:
+        figure.update_xaxes(dtick=DAY_MS, tickformat="%b %d")
     figure.update_yaxes(rangemode="tozero")
     figure.update_yaxes(tickprefix="$", row=2, col=1)
     figure.update_yaxes(tickprefix="$", row=3, col=1)

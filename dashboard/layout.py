@@ -22,6 +22,7 @@ STEP_TIER_ROWS = "step-tier-rows"
 STEP_TIER_HEATMAP = "step-tier-heatmap"
 STEP_TIER_TABLE = "step-tier-table"
 TREND = "trend"
+DAY_ROWS = "day-rows"
 RUNS = "runs"
 NAV = "nav"
 MODEL = "filter-model"
@@ -133,6 +134,7 @@ def overview_page(parsed: Parsed) -> Component:
         [
             dcc.Store(id=WINDOW, data=parsed.filters.window().to_search()),
             dcc.Store(id=STEP_TIER_ROWS),
+            dcc.Store(id=DAY_ROWS),
             *notices,
             html.Div(id=KPIS),
             components.section(

@@ -13,12 +13,13 @@ from dash import html
 from dash.development.base_component import Component
 from pydantic import ValidationError
 
-from agentledger.dashboard import components, figures, formatting, slices
+from agentledger.dashboard import components, figures, formatting, slices, trends
 from agentledger.dashboard.components import Column, Kpi, Table
 from agentledger.dashboard.filters import Filters
 from agentledger.dashboard.formatting import Shown
 from agentledger.dashboard.headlines import headline
 from agentledger.dashboard.routes import overview_href, run_href
+from agentledger.schemas.analysis import BreachDay
 from agentledger.schemas.api import (
     BudgetQuery,
     LedgerReader,
@@ -65,40 +66,69 @@ def _with_note(shown: Shown, note: str) -> Shown:
     return Shown(shown.text, note=note, exact=shown.exact, href=shown.href, tone=shown.tone)
 
 
-def kpi_section(reader: LedgerReader, filters: Filters) -> Component:
-    """Callback output of the headline cards."""
+def kpi_section(reader: LedgerReader, filters: Filters) -> tuple[Component, list[dict[str, Any]]]:
+    """Callback outputs of the headline cards, each with its trend per day, and of the store
+    of day rows that the "Over time" chart reads (so that it asks the reader nothing)."""
     rows = reader.metrics(filters.metrics_query([]))
     if not rows or rows[0].runs == 0:
-        return components.empty_state(
+        empty = components.empty_state(
             "No runs in this window",
             "Widen the time range or choose another workflow.",
         )
-    cards = kpis(rows[0])
+        return empty, []
+    day_rows = reader.metrics(filters.metrics_query(["day"]))
+    breach_days = budget_days(reader, filters)
+    days = figures.day_run(
+        [row.day for row in day_rows if row.day is not None]
+        + [item.day for item in breach_days or []]
+    )
+    by_label = trends.metric_trends(day_rows, days)
+    cards = [Kpi(kpi.label, kpi.shown, _spark(by_label.get(kpi.label))) for kpi in kpis(rows[0])]
     breaches = budget_breaches(reader, filters)
     if breaches is not None:
-        cards.append(Kpi("Budget breaches", breaches))
-    return components.kpi_cards(cards)
+        trend = trends.breach_trend(breach_days, days) if breach_days is not None else None
+        cards.append(Kpi(trends.BREACHES, breaches, _spark(trend)))
+    stored = [row.model_dump(mode="json") for row in day_rows]
+    return components.kpi_cards(cards), stored
+
+
+def _spark(trend: trends.Trend | None) -> go.Figure | None:
+    # One day is not a trend: the card shows its value alone.
+    if trend is None or len(trend.days) < 2:
+        return None
+    return trends.sparkline(trend)
+
+
+def budget_query(filters: Filters, limit: int = 1) -> BudgetQuery:
+    """The budget filters of the overview. Budgets belong to runs: the model and tier
+    filters do not apply."""
+    return BudgetQuery(
+        project=filters.project,
+        workflow=filters.workflow,
+        since=filters.since,
+        until=filters.until,
+        limit=limit,
+    )
 
 
 def budget_breaches(reader: LedgerReader, filters: Filters) -> Shown | None:
     """Runs of the window over their own budget (``reader.budgets``), or None when the
-    reader has no budget report. Budgets belong to runs: the model and tier filters do not
-    apply."""
+    reader has no budget report."""
     report = getattr(reader, "budgets", None)
     if report is None:
         return None
-    found = report(
-        BudgetQuery(
-            project=filters.project,
-            workflow=filters.workflow,
-            since=filters.since,
-            until=filters.until,
-            limit=1,
-        )
-    )
+    found = report(budget_query(filters))
     count = int(found.breached_runs)
     tone = "bad" if count else None
     return Shown(formatting.count_text(count), note="runs over their budget", tone=tone)
+
+
+def budget_days(reader: LedgerReader, filters: Filters) -> list[BreachDay] | None:
+    """Breaches per day (``reader.budget_days``), or None when the reader cannot tell."""
+    by_day = getattr(reader, "budget_days", None)
+    if by_day is None:
+        return None
+    return list(by_day(budget_query(filters)))
 
 
 # --- steps × tiers ------------------------------------------------------------------------
@@ -170,8 +200,19 @@ def step_tier_heatmap(stored: list[dict[str, Any]] | None, metric: str | None) -
 
 
 def trend_figure(reader: LedgerReader, filters: Filters) -> go.Figure:
-    """Callback output of the totals per day."""
+    """The totals per day, read afresh (the page's callback uses ``stored_trend_figure``)."""
     return figures.trend(reader.metrics(filters.metrics_query(["day"])))
+
+
+def stored_trend_figure(stored: list[dict[str, Any]] | None) -> go.Figure:
+    """Callback output of the totals per day, from the day rows the cards' callback stored:
+    no reader call."""
+    try:
+        rows = [MetricsRow.model_validate(item) for item in stored or []]
+    except ValidationError:
+        # The store is written by our own callback; a stale browser tab may hold an older form.
+        return figures.empty("Reload the page to refresh this chart")
+    return figures.trend(rows)
 
 
 # --- runs ---------------------------------------------------------------------------------

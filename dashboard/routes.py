@@ -20,6 +20,7 @@ REINGESTION_SEGMENT = "reingestion"
 RETRIES_SEGMENT = "retries"
 TAILS_SEGMENT = "tails"
 ROUTING_SEGMENT = "routing"
+SQL_SEGMENT = "sql"
 #: The analysis pages, by the path segment that opens each.
 ANALYSIS_PAGES = (
     STEPS_SEGMENT, REINGESTION_SEGMENT, RETRIES_SEGMENT, RUNS_SEGMENT, TAILS_SEGMENT,
@@ -35,6 +36,7 @@ PAGES = (
     ("Tails", TAILS_SEGMENT),
     ("Routing", ROUTING_SEGMENT),
     ("Budgets", BUDGETS_SEGMENT),
+    ("SQL", SQL_SEGMENT),
 )
 
 
@@ -42,7 +44,7 @@ PAGES = (
 class Route:
     """Which page a path asks for; ``run_id`` for a run page, ``path`` for an unknown one."""
 
-    page: Literal["overview", "run", "budgets", "analysis", "missing"]
+    page: Literal["overview", "run", "budgets", "sql", "analysis", "missing"]
     run_id: str | None = None
     path: str = ""
 
@@ -63,6 +65,8 @@ def resolve(prefix: str, pathname: str | None) -> Route:
         return Route("run", run_id=unquote(rest))
     if path == BUDGETS_SEGMENT:
         return Route("budgets")
+    if path == SQL_SEGMENT:
+        return Route("sql")
     if path in ANALYSIS_PAGES:
         return Route("analysis", path=path)
     return Route("missing", path=path)

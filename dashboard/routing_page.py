@@ -154,7 +154,7 @@ def model_table(report: RoutingReport) -> Component:
     lines = [
         [
             Shown(slices.tier_label(point.tier)),
-            Shown(point.model),
+            Shown(slices.model_label(point.model)),
             Shown(formatting.count_text(point.calls)),
             Shown(formatting.count_text(point.runs)),
             _success(point.success_rate, point.known_runs),
@@ -184,7 +184,7 @@ def scatter(report: RoutingReport) -> go.Figure:
                 x=[float(point.cost_per_correct_outcome_usd or 0) for point in mine],
                 y=[point.success_rate for point in mine],
                 mode="markers+text",
-                text=[point.model for point in mine],
+                text=[slices.model_label(point.model) for point in mine],
                 textposition="top center",
                 name=slices.tier_label(tier),
                 marker={"size": 12, "color": colors.get(tier, figures.GREY)},

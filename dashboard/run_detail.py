@@ -12,6 +12,10 @@ from agentledger.dashboard.formatting import Shown
 from agentledger.dashboard.routes import overview_href
 from agentledger.schemas.api import Attempt, Call, LedgerReader, RunDetail
 
+# Sixteen columns that never wrap were wider than the page below about 1,300 pixels, so the
+# table scrolled sideways and the error column, last, showed as a cut-off "Erro…". The
+# error now follows the call it belongs to, the cost source moved into the cost's tooltip,
+# and the table is drawn compact (``al-table-compact``).
 CALL_COLUMNS = [
     Column("Step"),
     Column("Attempt", numeric=True),
@@ -19,6 +23,7 @@ CALL_COLUMNS = [
     Column("Used", hint="whether this attempt's output was used"),
     Column("Kind"),
     Column("Model / tool"),
+    Column("Error", hint="the error type of a failed call"),
     Column("Starts at", numeric=True, hint="time since the run started"),
     Column("Duration", numeric=True),
     Column("Input", numeric=True, hint="input tokens, cached ones included"),
@@ -26,9 +31,7 @@ CALL_COLUMNS = [
     Column("Output", numeric=True, hint="output tokens, reasoning included"),
     Column("Reasoning", numeric=True),
     Column("Re-ingested", numeric=True, hint="input tokens already processed earlier in the run"),
-    Column("Cost", numeric=True),
-    Column("Cost source"),
-    Column("Error"),
+    Column("Cost", numeric=True, hint="hover for the exact cost and where it came from"),
 ]
 
 
@@ -86,6 +89,7 @@ def _call_line(run: RunDetail, call: Call, attempt: Attempt | None) -> list[Show
         *step,
         Shown(call.kind or "call"),
         Shown(figures.call_subject(call)),
+        Shown(call.error_type, tone="bad") if call.error_type else Shown(""),
         Shown("+" + formatting.duration(started)),
         Shown(formatting.duration(call.end_time - call.start_time)),
         token_cell(call.input_tokens),
@@ -93,10 +97,16 @@ def _call_line(run: RunDetail, call: Call, attempt: Attempt | None) -> list[Show
         token_cell(call.output_tokens),
         token_cell(call.reasoning_tokens),
         token_cell(call.reingested_tokens),
-        formatting.usd(call.cost_usd, reason="no price known for this model"),
-        Shown(call.cost_source),
-        Shown(call.error_type, tone="bad") if call.error_type else Shown(""),
+        _call_cost(call),
     ]
+
+
+def _call_cost(call: Call) -> Shown:
+    """The cost of a call; its tooltip gives the exact figure and its source."""
+    cost = formatting.usd(call.cost_usd, reason="no price known for this model")
+    if cost.undefined or not call.cost_source:
+        return cost
+    return Shown(cost.text, exact=f"{cost.exact} from {call.cost_source}", tone=cost.tone)
 
 
 def run_page(reader: LedgerReader, run_id: str, prefix: str, filters: Filters) -> Component:
@@ -141,7 +151,7 @@ def run_page(reader: LedgerReader, run_id: str, prefix: str, filters: Filters) -
             components.section(
                 "Calls",
                 [
-                    components.table(calls_table(run)),
+                    components.table(calls_table(run), compact=True),
                     components.undefined_legend(),
                 ],
             ),

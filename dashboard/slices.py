@@ -10,6 +10,9 @@ from agentledger.schemas.api import MetricsRow
 TIER_ORDER = ("small", "mid", "frontier")
 NO_TIER = "(no tier)"
 NO_STEP = "(outside steps)"
+# The API groups by the call's model; tool calls (and a model call whose provider named no
+# model) have the model "", which would read as a blank row or point.
+NO_MODEL = "(tool calls, no model)"
 
 
 def tier_label(tier: str | None) -> str:
@@ -18,6 +21,11 @@ def tier_label(tier: str | None) -> str:
 
 def step_label(step: str | None) -> str:
     return step or NO_STEP
+
+
+def model_label(model: str | None) -> str:
+    """The name a model group shows under; the API's ``""`` group is labelled, not blank."""
+    return model or NO_MODEL
 
 
 def _tier_rank(tier: str) -> tuple[int, int, str]:

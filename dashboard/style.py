@@ -37,13 +37,17 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .al-cards { display: grid; grid-template-columns: repeat(2, 1fr); gap: 10px;
   margin-bottom: 20px; }
 @media (min-width: 720px) { .al-cards { grid-template-columns: repeat(4, 1fr); } }
-@media (min-width: 1240px) { .al-cards { grid-template-columns: repeat(8, 1fr); } }
+/* Wide screens: every card in one row, however many the page has (eight or nine). */
+@media (min-width: 1240px) { .al-cards { grid-template-columns: none; grid-auto-flow: column;
+  grid-auto-columns: minmax(0, 1fr); } }
 .al-card { background: var(--al-card); border: 1px solid var(--al-line); border-radius: 10px;
   padding: 12px 14px; min-height: 88px; }
 .al-card-label { font-size: 12px; color: var(--al-muted); font-weight: 600; }
 .al-card-value { display: inline-block; font-size: 22px; font-weight: 650; margin-top: 4px;
   font-variant-numeric: tabular-nums; white-space: nowrap; }
 .al-card-note { font-size: 12px; color: var(--al-muted); margin-top: 2px; }
+.al-card { display: flex; flex-direction: column; align-items: flex-start; }
+.al-spark { height: 44px; margin-top: auto; padding-top: 6px; align-self: stretch; }
 
 .al-section { background: var(--al-card); border: 1px solid var(--al-line); border-radius: 10px;
   padding: 16px 18px; margin-bottom: 20px; }
@@ -62,6 +66,9 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .al-table td { padding: 7px 8px; border-bottom: 1px solid #f0f1f3; white-space: nowrap; }
 .al-table tbody tr:hover { background: #f9fafb; }
 .al-table .num { text-align: right; }
+.al-table-compact { font-size: 13px; }
+.al-table-compact th { max-width: 84px; padding: 6px 5px; }
+.al-table-compact td { padding: 6px 5px; }
 .al-undefined { color: var(--al-muted); cursor: help; text-decoration: underline dotted #9ca3af;
   text-underline-offset: 3px; }
 .al-card-value.al-undefined { text-decoration: none; }
@@ -94,6 +101,18 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 /* Dash marks a component whose callback is running; dimming it is a spinner that costs no
    extra components (a dcc.Loading wrapper re-renders its whole subtree on every update). */
 [data-dash-is-loading="true"] { opacity: 0.55; transition: opacity 0.15s ease-in; }
+
+.al-sql-text { width: 100%; min-height: 150px; font: 13px/1.5 ui-monospace, SFMono-Regular,
+  Menlo, Consolas, monospace; padding: 10px 12px; border: 1px solid var(--al-line);
+  border-radius: 8px; resize: vertical; color: var(--al-ink); }
+.al-sql-tools { display: flex; gap: 8px; margin-top: 8px; }
+.al-primary { background: var(--al-accent); border-color: var(--al-accent); color: #fff;
+  cursor: pointer; font-weight: 600; }
+.al-primary:hover { background: #1d4ed8; }
+.al-sql-notice { background: #fef2f2; border: 1px solid #fecaca; color: var(--al-bad);
+  border-radius: 10px; padding: 12px 16px; margin-bottom: 20px; }
+.al-sql-notice h3 { margin: 0 0 6px; font-size: 15px; }
+.al-sql-error { white-space: pre-wrap; margin: 0; font-size: 13px; }
 
 .al-back { display: inline-block; margin-bottom: 8px; }
 .al-title { font-size: 20px; margin: 0; }

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from agentledger.dashboard import components, csv_export, figures, formatting, overview
+from agentledger.dashboard import components, csv_export, figures, formatting, overview, slices
 from agentledger.dashboard.components import Column, Kpi, Table
 from agentledger.dashboard.filters import Filters
 from agentledger.dashboard.formatting import Shown
@@ -137,7 +137,10 @@ def scatter(report: TailReport) -> go.Figure:
             y=[point.actual_tokens for point in report.predictions],
             mode="markers",
             marker={"color": figures.BLUE, "opacity": 0.5, "size": 6},
-            text=[f"{point.model} ({point.tier or 'no tier'})" for point in report.predictions],
+            text=[
+                f"{slices.model_label(point.model)} ({slices.tier_label(point.tier)})"
+                for point in report.predictions
+            ],
             hovertemplate="%{text}<br>predicted %{x:,}<br>actual %{y:,}<extra></extra>",
         )
     )

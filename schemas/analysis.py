@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from agentledger.schemas.api import LedgerReader, RunPage
+from agentledger.schemas.api import BudgetQuery, LedgerReader, RunPage, SqlResult
 
 
 class SliceQuery(BaseModel):
@@ -210,6 +210,38 @@ class RoutingReport(BaseModel):
     models: list[ModelPoint]
 
 
+# --- budget breaches over time ---------------------------------------------------------------
+
+
+class BreachDay(BaseModel):
+    """The runs that started on one UTC day and how many of them went over their own budget
+    (``GET /api/v1/budgets/by_day``; the rules of ``docs/budgets.md``)."""
+
+    day: str
+    runs: int
+    breached_runs: int
+
+
+# --- ad-hoc SQL ------------------------------------------------------------------------------
+
+#: Rows an ad-hoc query returns at most unless it asks for fewer.
+SQL_MAX_ROWS = 10_000
+
+
+class SqlRefusedError(ValueError):
+    """Ad-hoc SQL that did not run because it is not one read-only query, or that the store
+    refused. The message says which and may be shown to the person who wrote the query."""
+
+
+class SqlNotReadOnlyError(SqlRefusedError):
+    """The text is not one read-only query, so it was not run (ClickHouse never saw it)."""
+
+
+class SqlForbiddenError(PermissionError):
+    """The viewer may not run ad-hoc SQL: once keys exist, only an administrator of every
+    project may (the rule of ``POST /api/v1/sql``). The message says what key is needed."""
+
+
 class AnalysisReader(LedgerReader, Protocol):
     """The ``LedgerReader`` with the analysis pages' queries."""
 
@@ -224,3 +256,13 @@ class AnalysisReader(LedgerReader, Protocol):
     def routing(self, query: SliceQuery, margin: float = 0.05) -> RoutingReport: ...
 
     def run_search(self, query: RunSearchQuery) -> RunPage: ...
+
+    def budget_days(self, query: BudgetQuery) -> list[BreachDay]: ...
+
+    def sql(self, sql: str, max_rows: int = SQL_MAX_ROWS) -> SqlResult:
+        """One read-only query; raises ``SqlRefusedError`` or ``SqlForbiddenError``."""
+        ...
+
+    def sql_refusal(self) -> str | None:
+        """Why the current viewer may not run ad-hoc SQL, or None when they may."""
+        ...

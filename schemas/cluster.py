@@ -25,6 +25,9 @@ from agentledger.schemas.sql import Migration, migrations
 #: The ledger of applied migrations and the lock guarding their application.
 LEDGER_TABLE: Final = "schema_migrations"
 LOCK_TABLE: Final = "schema_migrations_lock"
+#: How far the rollups have read the spans and verdicts (see agentledger.collector.rollups):
+#: one row per name, the latest wins. Store-wide, so it lives beside the ledger.
+WATERMARK_TABLE: Final = "rollup_watermark"
 
 #: Keeper path of a replicated local table: one replica set per shard.
 DEFAULT_REPLICA_PATH: Final = "/clickhouse/tables/{shard}/{database}/{table}"
@@ -372,7 +375,7 @@ def sharded_names(found: Sequence[Migration]) -> set[str]:
 
 
 def ledger_statements(layout: ClusterLayout | None = None) -> list[str]:
-    """DDL of the migrations ledger and its lock, in either form."""
+    """DDL of the migrations ledger, its lock and the rollup watermark, in either form."""
     statements = [
         (
             f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} "
@@ -385,6 +388,12 @@ def ledger_statements(layout: ClusterLayout | None = None) -> list[str]:
             "(name String, owner String, released Bool DEFAULT false, "
             "at DateTime64(9, 'UTC') DEFAULT now64(9)) "
             "ENGINE = MergeTree ORDER BY (name, at) TTL toDateTime(at) + INTERVAL 7 DAY"
+        ),
+        (
+            f"CREATE TABLE IF NOT EXISTS {WATERMARK_TABLE} "
+            "(name String, through DateTime64(9, 'UTC'), "
+            "at DateTime64(9, 'UTC') DEFAULT now64(9)) "
+            "ENGINE = ReplacingMergeTree(at) ORDER BY name"
         ),
     ]
     if layout is None:

@@ -43,6 +43,9 @@ AGENTLEDGER_ALERTS_FILE: Final = "AGENTLEDGER_ALERTS_FILE"
 #: ``true`` or ``false``: whether this collector evaluates the alert rules. When several
 #: collectors share one store, set it true on exactly one of them.
 AGENTLEDGER_EVALUATE_ALERTS: Final = "AGENTLEDGER_EVALUATE_ALERTS"
+#: Seconds between the collector's background passes over new spans that keep the rollups
+#: (the per-run tables the API and dashboard read) up to date; default 5.
+AGENTLEDGER_ROLLUP_INTERVAL_SECONDS: Final = "AGENTLEDGER_ROLLUP_INTERVAL_SECONDS"
 
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:4318"
 DEFAULT_HOST: Final = "127.0.0.1"

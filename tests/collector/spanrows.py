@@ -116,11 +116,13 @@ def insert_outcome(
     *,
     project: str = "default",
     decided_at: float | datetime = 100.0,
-    ingested_at: float | datetime | None = None,
     key: str | None = None,
     source: str = "api",
 ) -> None:
-    """Insert one verdict; ``ingested_at`` defaults to the time of the insert."""
+    """Insert one verdict, stamped by the store with the time of its arrival.
+
+    The rollups find new rows by that stamp, so a test never backdates it.
+    """
     columns = ["project", "run_id", "outcome", "score", "source", "decided_at", "outcome_key"]
     values: list[Any] = [
         project,
@@ -131,9 +133,6 @@ def insert_outcome(
         _time(decided_at),
         key or f"{source}:{run_id}:{outcome}:{decided_at}",
     ]
-    if ingested_at is not None:
-        columns.append("ingested_at")
-        values.append(_time(ingested_at))
     store.insert("outcomes", [values], columns)
 
 

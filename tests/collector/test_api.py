@@ -9,12 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from agentledger.collector.api import api_router, encode_json, parse_group_by
-from agentledger.collector.queries import StoreReader
-from agentledger.collector.store import Store
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from agentledger.collector.api import api_router, encode_json, parse_group_by
+from agentledger.collector.queries import StoreReader
+from agentledger.collector.store import Store
 from tests.collector.spanrows import insert_outcome, insert_spans, open_store, span
 
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+
 from agentledger.collector.queries import StoreReader
 from agentledger.collector.store import Store
 from agentledger.schemas.api import MetricsQuery, MetricsRow, RunsQuery
-
 from tests.collector.spanrows import insert_outcome, insert_spans, open_store, span
 
 
@@ -530,7 +530,8 @@ def test_the_run_span_names_the_workflow(store: Store, reader: StoreReader, proj
         span("run", kind="run", workflow="from-run", start_time=1, project=project),
     )
     assert [r.workflow for r in metrics(reader, project, "workflow")] == ["from-run"]
-    assert reader.workflows(project) == ["from-call", "from-run"]
+    # The filter list offers the workflows runs resolve to: the only ones a filter matches.
+    assert reader.workflows(project) == ["from-run"]
 
 
 def test_a_run_goes_with_the_day_and_window_of_its_start(
@@ -637,12 +638,12 @@ def test_the_latest_verdict_by_its_own_time_wins(
     insert_spans(
         store, span("c", model="m", input_tokens=1, output_tokens=1, cost_usd="1", project=project)
     )
-    # Decided later but delivered first.
-    insert_outcome(store, "r1", "correct", project=project, decided_at=50, ingested_at=60)
-    insert_outcome(store, "r1", "incorrect", project=project, decided_at=40, ingested_at=90)
+    # Decided later but delivered first (each insert is stamped with its own arrival).
+    insert_outcome(store, "r1", "correct", project=project, decided_at=50)
+    insert_outcome(store, "r1", "incorrect", project=project, decided_at=40)
     assert total(reader, project).correct_runs == 1
     # Same decision time: the later arrival wins.
-    insert_outcome(store, "r1", "incorrect", project=project, decided_at=50, ingested_at=95)
+    insert_outcome(store, "r1", "incorrect", project=project, decided_at=50)
     row = total(reader, project)
     assert (row.known_runs, row.correct_runs) == (1, 0)
     assert reader.runs(RunsQuery(project=project)).runs[0].outcome == "incorrect"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector.store import Store
 from tests.collector.spanrows import insert_outcome, insert_spans, open_store, span
 
@@ -26,15 +27,23 @@ def project(request: pytest.FixtureRequest) -> str:
     return request.node.name
 
 
+def read(store: Store, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """A view read as the collector does it: after bringing the rollups up to date."""
+    rollups_of(store).catch_up()
+    return store.query_dicts(sql, params)
+
+
 def calls(store: Store, project: str) -> list[dict[str, Any]]:
-    return store.query_dicts(
+    return read(
+        store,
         "SELECT * FROM llm_calls WHERE project = {p:String} ORDER BY start_time, span_id",
         {"p": project},
     )
 
 
 def runs(store: Store, project: str) -> list[dict[str, Any]]:
-    return store.query_dicts(
+    return read(
+        store,
         "SELECT * FROM runs WHERE project = {p:String} ORDER BY start_time, run_id", {"p": project}
     )
 
@@ -247,7 +256,8 @@ def test_step_attempts_pair_instances_and_keep_attempts_without_calls(
         ),
         span("k1", kind="step", step_name="check", tier="small", start_time=3, project=project),
     )
-    rows = store.query_dicts(
+    rows = read(
+        store,
         "SELECT step, attempt, accepted, tier, calls, input_tokens, cost_usd, instance"
         " FROM step_attempts WHERE project = {p:String} ORDER BY start_time",
         {"p": project},

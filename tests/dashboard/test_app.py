@@ -12,7 +12,7 @@ from a2wsgi import WSGIMiddleware
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from agentledger.dashboard import layout
+from agentledger.dashboard import layout, sql_page
 from agentledger.dashboard.app import (
     address_moved,
     create_dash_app,
@@ -23,6 +23,12 @@ from agentledger.dashboard.app import (
 from tests.dashboard.fakes import FakeReader, find_all, retried_run, row, texts
 
 PREFIX = "/dashboard/"
+# The cards' callback fills the cards and the store of day rows the trend chart reads.
+KPI_OUTPUT = f"..{layout.KPIS}.children...{layout.DAY_ROWS}.data.."
+KPI_OUTPUTS = [
+    {"id": layout.KPIS, "property": "children"},
+    {"id": layout.DAY_ROWS, "property": "data"},
+]
 
 TOTALS = row(
     runs=4,
@@ -201,16 +207,17 @@ def test_the_mounted_dashboard_serves_its_layout_and_callbacks(client: TestClien
     assert layout.URL in layout_json.text
     assert dependencies.status_code == 200
     outputs = {item["output"] for item in dependencies.json()}
-    assert f"{layout.KPIS}.children" in outputs
+    assert f"..{layout.KPIS}.children...{layout.DAY_ROWS}.data.." in outputs
     assert f"{layout.TREND}.figure" in outputs
+    assert f"{sql_page.RESULT}.children" in outputs
 
 
 def test_a_callback_through_the_mount_returns_the_formatted_api_numbers(
     client: TestClient,
 ) -> None:
     body = {
-        "output": f"{layout.KPIS}.children",
-        "outputs": {"id": layout.KPIS, "property": "children"},
+        "output": KPI_OUTPUT,
+        "outputs": KPI_OUTPUTS,
         "inputs": [{"id": layout.WINDOW, "property": "data", "value": "?workflow=triage"}],
         "changedPropIds": [f"{layout.WINDOW}.data"],
         "state": [],
@@ -239,8 +246,8 @@ def test_a_failing_reader_leaves_a_notice_and_a_log_line_not_a_broken_page(
     api = FastAPI()
     api.mount("/dashboard", WSGIMiddleware(create_dash_app(BrokenReader()).server))
     body = {
-        "output": f"{layout.KPIS}.children",
-        "outputs": {"id": layout.KPIS, "property": "children"},
+        "output": KPI_OUTPUT,
+        "outputs": KPI_OUTPUTS,
         "inputs": [{"id": layout.WINDOW, "property": "data", "value": ""}],
         "changedPropIds": [f"{layout.WINDOW}.data"],
         "state": [],
@@ -253,3 +260,28 @@ def test_a_failing_reader_leaves_a_notice_and_a_log_line_not_a_broken_page(
     assert "The ledger could not be read just now" in response.text
     assert "secret" not in response.text
     assert "reading the headline cards failed" in caplog.text
+
+
+def test_the_sql_page_needs_no_runs_and_hides_the_filters() -> None:
+    # SQL reads the store as it is and ignores the shared filters; a fake reader without
+    # ``sql`` gets a page that says it cannot run SQL rather than a form.
+    rendered = render_page(FakeReader(), PREFIX, "/dashboard/sql", "")
+
+    assert rendered.filters_style == layout.HIDDEN
+    assert sql_page.UNAVAILABLE_TITLE in texts(rendered.page)
+    assert not find_all(rendered.page, lambda node: getattr(node, "id", None) == sql_page.TEXT)
+
+
+def test_when_the_cards_cannot_be_read_the_chart_over_time_says_so(client: TestClient) -> None:
+    body = {
+        "output": f"{layout.TREND}.figure",
+        "outputs": {"id": layout.TREND, "property": "figure"},
+        "inputs": [{"id": layout.DAY_ROWS, "property": "data", "value": "unreadable"}],
+        "changedPropIds": [f"{layout.DAY_ROWS}.data"],
+        "state": [],
+    }
+
+    response = client.post("/dashboard/_dash-update-component", json=body)
+
+    assert response.status_code == 200
+    assert layout.READ_FAILURE in response.text

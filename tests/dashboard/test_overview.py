@@ -75,21 +75,21 @@ def test_two_incorrect_runs_show_spend_but_no_cost_per_correct_outcome() -> None
     assert cards["Re-ingestion overhead"] == ("—", "no calls with a known re-ingested token count")
 
 
-def test_the_card_callback_asks_the_reader_once_with_the_filters() -> None:
+def test_the_card_callback_asks_for_the_totals_and_the_days_with_the_filters() -> None:
     reader = FakeReader(metrics_by_group={(): [TOTALS]})
 
-    section = overview.kpi_section(reader, MARCH)
+    section, stored = overview.kpi_section(reader, MARCH)
 
+    window = {
+        "workflow": "triage",
+        "since": datetime(2025, 3, 1, tzinfo=UTC),
+        "until": datetime(2025, 4, 1, tzinfo=UTC),
+    }
     assert reader.calls == [
-        (
-            "metrics",
-            MetricsQuery(
-                workflow="triage",
-                since=datetime(2025, 3, 1, tzinfo=UTC),
-                until=datetime(2025, 4, 1, tzinfo=UTC),
-            ),
-        )
+        ("metrics", MetricsQuery(**window)),
+        ("metrics", MetricsQuery(group_by=["day"], **window)),
     ]
+    assert stored == []
     on_page = texts(section)
     for text in ("Cost per correct outcome", "$0.206", "75.0%", "66.7%", "1.25×"):
         assert text in on_page
@@ -97,9 +97,10 @@ def test_the_card_callback_asks_the_reader_once_with_the_filters() -> None:
 
 
 def test_an_empty_window_says_so_instead_of_showing_cards() -> None:
-    section = overview.kpi_section(FakeReader(), MARCH)
+    section, stored = overview.kpi_section(FakeReader(), MARCH)
 
     assert "No runs in this window" in texts(section)
+    assert stored == []
 
 
 STEP_TIER_ROWS = [

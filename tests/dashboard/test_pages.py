@@ -22,6 +22,7 @@ from agentledger.dashboard import (
 )
 from agentledger.dashboard.filters import Filters, parse_search
 from agentledger.schemas.analysis import (
+    ModelPoint,
     ReingestionReport,
     ReingestionSlice,
     RetryReport,
@@ -320,3 +321,27 @@ def test_csv_holds_exact_values_and_blanks_for_undefined() -> None:
     text = csv_export.to_csv([{"step": "a,b", "cost_usd": "0.000700", "rate": None}])
     assert text == 'step,cost_usd,rate\n"a,b",0.000700,\n'
     assert csv_export.to_csv([]) == ""
+
+
+def test_a_model_group_without_a_model_is_labelled_not_blank() -> None:
+    # The API groups tool calls (and a call whose provider named no model) under model "".
+    blank = ModelPoint(
+        tier="",
+        model="",
+        calls=0,
+        runs=4,
+        known_runs=4,
+        correct_runs=3,
+        success_rate=0.75,
+        cost_usd=Decimal("0.09"),
+        cost_per_correct_outcome_usd=Decimal("0.03"),
+    )
+    named = blank.model_copy(update={"model": "m-small", "tier": "small"})
+    report = RoutingReport(margin=0.05, rows=[], models=[named, blank])
+
+    table = routing_page.model_table(report)
+    figure = routing_page.scatter(report)
+
+    assert "(tool calls, no model)" in texts(table)
+    labels = [label for trace in figure.data for label in trace.text]
+    assert sorted(labels) == ["(tool calls, no model)", "m-small"]

@@ -21,6 +21,8 @@ PREFIX = "/dashboard/"
         ("/dashboard/runs/", Route("analysis", path="runs")),
         ("/dashboard/steps", Route("analysis", path="steps")),
         ("/dashboard/routing/", Route("analysis", path="routing")),
+        ("/dashboard/sql", Route("sql")),
+        ("/dashboard/sql/more", Route("missing", path="sql/more")),
         ("/dashboard/elsewhere", Route("missing", path="elsewhere")),
     ],
 )

@@ -41,10 +41,11 @@ def test_the_call_table_lists_calls_in_time_order_with_their_attempt() -> None:
     assert table.column("Reasoning")[0].note == "not reported"
     assert [c.text for c in table.column("Re-ingested")] == ["—", "15,000", ""]
     assert [c.text for c in table.column("Cost")] == ["$0.000700", "$0.0900", "$0.0100"]
-    assert [c.text for c in table.column("Cost source")] == [
-        "genai-prices",
-        "genai-prices",
-        "reported",
+    # The source of each cost shows on hover, with the exact figure.
+    assert [c.tooltip for c in table.column("Cost")] == [
+        "$0.000700 from genai-prices",
+        "$0.090000 from genai-prices",
+        "$0.010000 from reported",
     ]
 
 
@@ -90,3 +91,20 @@ def test_an_unknown_run_says_it_was_not_found() -> None:
 
     assert "Run not found" in texts(page)
     assert "No run with id 'nope' is stored in project 'default'." in texts(page)
+
+
+def test_a_failed_calls_error_sits_beside_its_model_not_after_the_costs() -> None:
+    # Past the last column the error was cut off to "Erro…" in a window below ~1,300 px.
+    run = retried_run()
+    second, first = run.attempts
+    failed = first.calls[0].model_copy(update={"error_type": "RateLimitError"})
+    run = run.model_copy(
+        update={"attempts": [second, first.model_copy(update={"calls": [failed]})]}
+    )
+
+    table = run_detail.calls_table(run)
+
+    labels = [column.label for column in table.columns]
+    assert labels.index("Error") == labels.index("Model / tool") + 1
+    assert [c.text for c in table.column("Error")] == ["RateLimitError", "", ""]
+    assert table.column("Error")[0].tone == "bad"

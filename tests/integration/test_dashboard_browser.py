@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from tests.conftest import ROOT, SHARED_DATA, Collector, start_collector
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -170,6 +173,58 @@ def test_overview_cards_equal_the_metrics_api(filled: Collector, browser: Any) -
     assert shown["retry amplification"] == formatting.retry_amplification(total).text
 
 
+def _every_day(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def test_every_card_draws_its_trend_from_the_apis_days(filled: Collector, browser: Any) -> None:
+    days = [MetricsRow.model_validate(r) for r in api(filled, "/api/v1/metrics", group_by="day")]
+    breaches = api(filled, "/api/v1/budgets/by_day")
+    load(browser, filled, "", ".al-card .al-spark .main-svg", "overview-trends")
+    sparks = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.al-card')).map(c => {"
+        " const g = c.querySelector('.al-spark .js-plotly-plot');"
+        " return [c.querySelector('.al-card-label').innerText,"
+        "  g && g.data ? g.data[0].x : null, g && g.data ? g.data[0].y : null]; })"
+    )
+    by_label = {label.strip(): (x, y) for label, x, y in sparks}
+    assert len(by_label) == 9 and all(x is not None for x, _ in by_label.values())
+
+    run_of_days = _every_day(min(r.day or "" for r in days), max(r.day or "" for r in days))
+    runs = {r.day: r.runs for r in days}
+    rates = {r.day: r.success_rate for r in days}
+    over = {d["day"]: d["breached_runs"] for d in breaches}
+    x, y = by_label["Runs"]
+    assert [day[:10] for day in x] == run_of_days
+    assert y == [runs.get(day, 0) for day in run_of_days]
+    # A day without runs, or without a verdict, is a gap (null), never a zero.
+    _, y = by_label["Success rate"]
+    assert y == [rates.get(day) for day in run_of_days]
+    _, y = by_label["Budget breaches"]
+    assert y == [over.get(day, 0) for day in run_of_days]
+
+    # "Over time": bars only on days with runs; the cost line has every day and breaks on a
+    # day without runs instead of joining the days around it.
+    WebDriverWait(browser, 120, poll_frequency=0.5).until(
+        lambda d: d.execute_script(
+            "const g = document.querySelector('#trend .js-plotly-plot');"
+            " return !!(g && g.data && g.data.length >= 3);"
+        )
+    )
+    chart = browser.execute_script(
+        "const g = document.querySelector('#trend .js-plotly-plot');"
+        " return g.data.slice(0, 3).map(t => [t.x, t.y, t.connectgaps === true]);"
+    )
+    (bar_x, bar_y, _), _, (line_x, line_y, joined) = chart
+    assert [day[:10] for day in bar_x] == sorted(runs) and bar_y == [runs[d] for d in sorted(runs)]
+    cpco = {r.day: r.cost_per_correct_outcome_usd for r in days}
+    assert [day[:10] for day in line_x] == run_of_days and not joined
+    assert [None if v is None else Decimal(str(v)) for v in line_y] == [
+        None if cpco.get(day) is None else Decimal(str(float(cpco[day]))) for day in run_of_days
+    ]
+
+
 @pytest.mark.parametrize("search", ["", "?workflow=support-ticket&tier=small"])
 def test_steps_table_equals_the_metrics_api(filled: Collector, browser: Any, search: str) -> None:
     params = dict(p.split("=") for p in search.lstrip("?").split("&") if p)
@@ -287,3 +342,89 @@ def test_a_steps_cell_opens_the_runs_behind_it(filled: Collector, browser: Any) 
     line = browser.find_element("css selector", ".al-pager-line").text
     assert line.endswith(f"of {runs}")
     browser.save_screenshot(str(ARTIFACTS / "dashboard-steps-cell-runs.png"))
+
+
+def _run_sql(driver: Any, sql: str, ready_css: str, shot: str) -> None:
+    """Type ``sql`` into the SQL page, press Run, wait for ``ready_css``, save a screenshot,
+    and fail on any console error."""
+    driver.get_log("browser")
+    text = driver.find_element(By.ID, "sql-text")
+    text.send_keys(Keys.CONTROL, "a")
+    text.send_keys(Keys.DELETE)
+    text.send_keys(sql)
+    driver.find_element(By.ID, "sql-run").click()
+
+    def answered(d: Any) -> bool:
+        return bool(
+            d.execute_script(
+                "return document.querySelector(arguments[0]) !== null"
+                " && document.querySelector('[data-dash-is-loading=\"true\"]') === null",
+                ready_css,
+            )
+        )
+
+    WebDriverWait(driver, 180, poll_frequency=0.5).until(answered)
+    time.sleep(0.5)
+    driver.save_screenshot(str(ARTIFACTS / f"dashboard-{shot}.png"))
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == [], f"console errors after running {sql!r}: {errors}"
+
+
+SQL = (
+    "SELECT workflow, count() AS runs, sum(cost_usd) AS spend_usd "
+    "FROM runs GROUP BY workflow ORDER BY workflow"
+)
+
+
+def test_the_sql_page_shows_what_the_sql_api_answers(filled: Collector, browser: Any) -> None:
+    response = httpx.post(filled.url + "/api/v1/sql", json={"sql": SQL}, timeout=300)
+    assert response.status_code == 200, response.text
+    expected = json.loads(response.text, parse_float=Decimal)
+    load(browser, filled, "sql", "#sql-text", "sql")
+
+    _run_sql(browser, SQL, "#sql-result table", "sql-result")
+
+    (table,) = browser.execute_script(TABLES_JS, "#sql-result")
+    header, *rows = table
+    assert header == expected["columns"]
+    assert [(r[0], int(r[1]), Decimal(r[2])) for r in rows] == [
+        (workflow, runs, Decimal(str(spend))) for workflow, runs, spend in expected["rows"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["INSERT INTO outcomes (run_id) VALUES ('x')", "DROP TABLE spans"],
+    ids=["insert", "drop"],
+)
+def test_the_sql_page_refuses_writes_as_the_api_does(
+    filled: Collector, browser: Any, sql: str
+) -> None:
+    refused = httpx.post(filled.url + "/api/v1/sql", json={"sql": sql}, timeout=60)
+    assert refused.status_code == 400
+    message = refused.json()["detail"][0]["msg"]
+    total = api(filled, "/api/v1/runs", limit=1)["total"]
+    load(browser, filled, "sql", "#sql-text", "sql-before-write")
+
+    _run_sql(browser, sql, "#sql-result .al-sql-notice", f"sql-refused-{sql.split()[0].lower()}")
+
+    notice = browser.find_element(By.CSS_SELECTOR, "#sql-result .al-sql-notice").text
+    assert "The query was not run" in notice and message in notice
+    assert api(filled, "/api/v1/runs", limit=1)["total"] == total
+
+
+def test_the_run_pages_call_table_fits_a_laptop_window(filled: Collector, browser: Any) -> None:
+    # At 1,100 pixels the table once scrolled sideways and cut its last column to "Erro…".
+    browser.set_window_size(1100, 1400)
+    try:
+        load(browser, filled, "runs/demo-7-00001", ".al-table", "run-narrow")
+        wrap = browser.execute_script(
+            "const w = Array.from(document.querySelectorAll('.al-table-wrap')).pop();"
+            " return [w.scrollWidth, w.clientWidth,"
+            " Array.from(w.querySelectorAll('th')).map(th => th.innerText.trim())];"
+        )
+    finally:
+        browser.set_window_size(1400, 1800)
+    scroll_width, client_width, headers = wrap
+    assert "Error" in headers
+    assert scroll_width <= client_width, f"the call table is {scroll_width}px in {client_width}px"

@@ -1,0 +1,1 @@
+"""The benchmarks of issue 8; ``scripts/bench`` runs them all (see ``run.py``)."""
