@@ -40,9 +40,9 @@ FULL_OUTPUT = BENCH_DIR / "RESULTS.md"
 PARTIAL_OUTPUT = BENCH_DIR / "RESULTS.partial.md"
 
 #: The order of the table: the issue's numbering. Other modules with ``run`` follow by name.
-PREFERRED_ORDER = ("ingest", "queries", "sdk_overhead", "storage", "phoenix")
+PREFERRED_ORDER = ("ingest", "queries", "sdk_overhead", "storage", "phoenix", "dashboard")
 #: Files of this package that are not benchmarks of the table.
-NOT_BENCHMARKS = frozenset({"__init__", "run", "fill", "dashboard"})
+NOT_BENCHMARKS = frozenset({"__init__", "run", "fill", "servers"})
 FAILED_SUFFIX = ": FAILED"
 ROW_KEYS = ("name", "measures", "value", "unit", "target", "met", "note")
 #: The longest one module may take before it is stopped and recorded as failed.
