@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 #: Rows returned at most; a longer answer is cut and marked ``truncated``.
 DEFAULT_MAX_ROWS = SQL_MAX_ROWS
 MAX_ROWS_LIMIT = 100_000
+#: Longest an ad-hoc query may run. The collector's one store connection serves ingest and
+#: the API too, so a runaway query must not hold it for long.
+MAX_SECONDS = 10
 ALLOWED_STARTS = ("select", "with")
 
 # Comments and string literals are blanked before looking at keywords, so that a keyword
@@ -105,10 +108,12 @@ def run_read_only(store: Store, sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> S
     # The newlines keep a trailing `--` comment of the statement from hiding our LIMIT.
     wrapped = f"SELECT * FROM (\n{statement}\n) LIMIT {max_rows + 1}"
     try:
-        columns, types, rows = store.query_read_only(wrapped)
+        columns, types, rows = store.query_read_only(wrapped, max_seconds=MAX_SECONDS)
         if not rows:
             # chDB sends no column header with an empty answer; LIMIT 0 asks for the header.
-            columns, types, _ = store.query_read_only(f"SELECT * FROM (\n{statement}\n) LIMIT 0")
+            columns, types, _ = store.query_read_only(
+                f"SELECT * FROM (\n{statement}\n) LIMIT 0", max_seconds=MAX_SECONDS
+            )
     except Exception as exc:  # the driver raises several types; all mean the query failed
         logger.debug("ad-hoc sql refused by the store: %s", _first_line(str(exc)))
         raise AdhocSqlError(_first_line(str(exc))) from exc

@@ -192,14 +192,18 @@ class Store:
             result = self._client.query(sql, parameters=parameters)
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
-    def query_read_only(self, sql: str) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
-        """Column names, ClickHouse type names and rows of a query run with ``readonly = 1``.
+    def query_read_only(
+        self, sql: str, *, max_seconds: int
+    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        """Column names, ClickHouse type names and rows of a query run with ``readonly = 1``
+        and stopped after ``max_seconds``.
 
-        The setting goes with this one query as its SETTINGS clause (never ``SET`` on the
-        session), so the writer sharing a chDB session is never left read-only.
+        The settings go with this one query (never ``SET`` on the session), so the writer
+        sharing a chDB session is never left read-only.
         """
+        settings = {"readonly": 1, "max_execution_time": max_seconds}
         with self._lock:
-            result = self._client.query(sql, settings={"readonly": 1})
+            result = self._client.query(sql, settings=settings)
         types = [column_type.name for column_type in result.column_types]
         return list(result.column_names), types, list(result.result_rows)
 

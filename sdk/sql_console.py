@@ -87,7 +87,18 @@ def _query_store_or_server(sql: str, store: str | None, max_rows: int) -> SqlRes
         )
     if dsn.startswith("chdb://") and store_is_held(Path(dsn.removeprefix("chdb://"))):
         # A collector holds the chDB directory: ask it instead.
-        return query_endpoint(default_endpoint(), sql, max_rows)
+        endpoint = default_endpoint()
+        try:
+            return query_endpoint(endpoint, sql, max_rows)
+        except SqlConsoleError as exc:
+            if exc.exit_code != EXIT_UNREACHABLE:
+                raise
+            raise SqlConsoleError(
+                f"the store {dsn!r} is held by a running collector, and asking it at "
+                f"{endpoint!r} failed ({exc}); pass --endpoint URL of that collector, or set "
+                f"{env.AGENTLEDGER_ENDPOINT}",
+                EXIT_UNREACHABLE,
+            ) from exc
     try:
         opened = Store(dsn)
     except StoreError as exc:

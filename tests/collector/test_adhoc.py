@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from agentledger.collector import adhoc
 from agentledger.collector.adhoc import (
     AdhocSqlError,
     NotReadOnlyError,
@@ -169,3 +171,16 @@ def test_the_route_reports_a_bad_query(client: TestClient) -> None:
     answer = client.post("/api/v1/sql", json={"sql": "SELECT no_such_column FROM runs"})
     assert answer.status_code == 400
     assert "no_such_column" in answer.json()["detail"][0]["msg"]
+
+
+def test_a_runaway_query_is_stopped_at_the_time_limit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(adhoc, "MAX_SECONDS", 1)
+    started = time.monotonic()
+    with pytest.raises(AdhocSqlError, match="TIMEOUT_EXCEEDED|Timeout exceeded"):
+        run_read_only(store, "SELECT sum(cityHash64(number)) FROM numbers(100000000000)")
+    # Stopped near the limit, not after the minutes the sum would take.
+    assert time.monotonic() - started < 30
+    # The store serves the next query as before.
+    assert run_read_only(store, "SELECT 1").rows == [[1]]

@@ -8,18 +8,21 @@ earlier pass.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agentledger.collector.adhoc import reads_rollups, run_read_only
 from agentledger.collector.queries import StoreReader
 from agentledger.collector.rollups import Rollups, rollups_of
 from agentledger.collector.store import Store
-from agentledger.schemas.api import MetricsQuery
-from tests.collector.spanrows import insert_outcome, insert_spans, open_store, span
+from agentledger.schemas.api import MetricsQuery, RunsQuery
+from tests.collector.spanrows import T0, insert_outcome, insert_spans, open_store, span
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +44,7 @@ def live_rows(store: Store, table: str, project: str) -> int:
     )
 
 
-def test_a_second_attempt_turns_the_first_into_a_discarded_one(
-    store: Store, project: str
-) -> None:
+def test_a_second_attempt_turns_the_first_into_a_discarded_one(store: Store, project: str) -> None:
     reader = StoreReader(store)
     step = {"step_name": "draft", "step_id": "d", "project": project, "model": "m"}
     insert_spans(
@@ -241,3 +242,129 @@ def test_ad_hoc_sql_over_the_views_sees_what_was_just_stored(store: Store, proje
     assert run_read_only(store, sql).rows == [[7]]
     # A query over the spans alone reads them as stored, without a pass first.
     assert not reads_rollups("SELECT count() FROM spans")
+
+
+# --- arrival order does not matter --------------------------------------------------------
+
+_MODELS = ("m-small", "m-big", "")
+_STEPS = ("plan", "draft")
+
+
+@st.composite
+def _agent_spans(draw: st.DrawFn) -> list[dict[str, object]]:
+    """Spans of a few runs: step spans (some missing), calls with or without step ids,
+    retries, tool calls, foreign usage spans that may be roll-ups, on two days."""
+    rows: list[dict[str, object]] = []
+    for run in range(draw(st.integers(1, 3))):
+        run_id = f"r{run}"
+        day = draw(st.sampled_from([0.0, 86_400.0]))
+        common = {"run_id": run_id, "trace_id": run_id}
+        if draw(st.booleans()):
+            rows.append(span(f"{run}run", kind="run", workflow="w", start_time=day, **common))
+        for index, step in enumerate(draw(st.lists(st.sampled_from(_STEPS), max_size=2))):
+            attempts = draw(st.integers(1, 2))
+            with_id = draw(st.booleans())
+            for attempt in range(1, attempts + 1):
+                step_span = f"{run}s{index}a{attempt}"
+                context = {
+                    "step_name": step,
+                    "step_id": f"{run_id}-{index}" if with_id else "",
+                    "attempt": attempt,
+                    **common,
+                }
+                start = day + index * 10 + attempt
+                if draw(st.booleans()):
+                    rows.append(
+                        span(step_span, kind="step", tier="mid", start_time=start, **context)
+                    )
+                # Some instrumentation puts the step id on the step span only.
+                call_context = {
+                    **context,
+                    "step_id": draw(st.sampled_from([context["step_id"], ""])),
+                }
+                for call in range(draw(st.integers(0, 2))):
+                    rows.append(
+                        span(
+                            f"{step_span}c{call}",
+                            parent_span_id=step_span,
+                            kind=draw(st.sampled_from(["llm", "llm", "tool"])),
+                            model=draw(st.sampled_from(_MODELS)),
+                            input_tokens=draw(st.integers(0, 50)),
+                            output_tokens=draw(st.integers(0, 50)),
+                            cost_usd=draw(st.sampled_from([None, "0.001", "0.25"])),
+                            start_time=start + 0.1 * call,
+                            **call_context,
+                        )
+                    )
+        if draw(st.booleans()):
+            # A foreign agent span with usage, and maybe a child carrying it too (a roll-up).
+            rows.append(
+                span(
+                    f"{run}f",
+                    kind="",
+                    model="m-big",
+                    input_tokens=9,
+                    output_tokens=1,
+                    start_time=day + 50,
+                    **common,
+                )
+            )
+            if draw(st.booleans()):
+                rows.append(
+                    span(
+                        f"{run}fc",
+                        kind="",
+                        parent_span_id=f"{run}f",
+                        model="m-big",
+                        input_tokens=9,
+                        output_tokens=1,
+                        start_time=day + 51,
+                        **common,
+                    )
+                )
+    return rows
+
+
+def _all_metrics(reader: StoreReader, project: str) -> list[list[object]]:
+    groupings: list[list[str]] = [[], ["step"], ["tier"], ["model"], ["step", "tier"], ["day"]]
+    windows = [(None, None), (T0 + timedelta(hours=12), None)]
+    found = []
+    for group_by in groupings:
+        for since, until in windows:
+            query = MetricsQuery(project=project, group_by=group_by, since=since, until=until)
+            found.append([row.model_dump() for row in reader.metrics(query)])
+    found.append([run.model_dump() for run in reader.runs(RunsQuery(project=project)).runs])
+    return found
+
+
+_EXAMPLES = itertools.count()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=_agent_spans(), cuts=st.lists(st.integers(0, 40), min_size=1, max_size=3), data=st.data()
+)
+def test_spans_arriving_in_any_order_and_batches_give_the_figures_of_one_batch(
+    store: Store, rows: list[dict[str, object]], cuts: list[int], data: st.DataObject
+) -> None:
+    example = next(_EXAMPLES)
+    reader = StoreReader(store)
+    verdict_run = data.draw(st.sampled_from(["r0", "r1", "none"]))
+
+    at_once = f"order-at-once-{example}"
+    insert_spans(store, *({**row, "project": at_once} for row in rows))
+    if verdict_run != "none":
+        insert_outcome(store, verdict_run, "correct", project=at_once)
+
+    # The same spans, shuffled and cut into batches, with a read (a pass) after each batch
+    # and the verdict before the spans.
+    piecemeal = f"order-piecemeal-{example}"
+    shuffled = data.draw(st.permutations(rows))
+    if verdict_run != "none":
+        insert_outcome(store, verdict_run, "correct", project=piecemeal)
+    bounds = sorted({0, len(shuffled), *(min(cut, len(shuffled)) for cut in cuts)})
+    for start, end in itertools.pairwise(bounds):
+        insert_spans(store, *({**row, "project": piecemeal} for row in shuffled[start:end]))
+        reader.metrics(MetricsQuery(project=piecemeal))
+
+    assert _all_metrics(reader, piecemeal) == _all_metrics(reader, at_once)

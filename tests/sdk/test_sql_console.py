@@ -151,3 +151,17 @@ def test_an_unreachable_collector_is_named() -> None:
     done = agentledger("SELECT 1", "--endpoint", "http://127.0.0.1:9")
     assert done.returncode == 2
     assert "cannot reach the collector at 'http://127.0.0.1:9/api/v1/sql'" in done.stderr
+
+
+def test_a_store_held_by_a_collector_elsewhere_names_the_way_out(tmp_path: Path) -> None:
+    import fcntl
+
+    store = tmp_path / "held"
+    store.mkdir()
+    # What a running chDB holds on its directory: an exclusive lock on `status`.
+    with (store / "status").open("wb") as status:
+        fcntl.flock(status, fcntl.LOCK_EX)
+        done = agentledger("--store", str(store), "SELECT 1", endpoint="http://127.0.0.1:9")
+    assert done.returncode == 2
+    assert "held by a running collector" in done.stderr
+    assert "'http://127.0.0.1:9'" in done.stderr and "--endpoint" in done.stderr
