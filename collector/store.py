@@ -18,6 +18,7 @@ from typing import Any, Final
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from agentledger.collector import columnar
 from agentledger.schemas.cluster import (
     DEFAULT_DATABASE_ARGUMENT,
     LEDGER_TABLE,
@@ -91,6 +92,8 @@ class Store:
         except Exception as exc:  # the driver raises several unrelated types here
             raise StoreError(f"cannot open store {self.dsn!r}: {exc}") from exc
         self._lock = threading.Lock()
+        # Arrow types of each table's columns, read from the table at its first insert.
+        self._column_types: dict[str, dict[str, Any]] = {}
         #: Statements that may have written, counted in this process: with chDB nobody else
         #: writes, so an unchanged count means the stored data is unchanged.
         self.writes = 0
@@ -168,6 +171,7 @@ class Store:
                 continue
             for statement in migration_statements(migration, self.cluster, renderer):
                 self.command(statement)
+            self._column_types.clear()  # a migration may have changed a column's type
             row = [migration.version, migration.name]
             self.insert(MIGRATIONS_TABLE, [row], ["version", "name"])
             logger.info("migration applied: version=%d name=%s", migration.version, migration.name)
@@ -208,11 +212,26 @@ class Store:
         return list(result.column_names), types, list(result.result_rows)
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert rows (each in ``columns`` order) as one Arrow block; see ``columnar``."""
         if not rows:
             return
+        types = self._types_of(table)
+        try:
+            block = columnar.arrow_table(rows, columns, [types[name] for name in columns])
+        except KeyError as exc:
+            raise StoreError(f"table {table!r} has no column {exc.args[0]!r}") from None
         with self._lock:
             self.writes += 1
-            self._client.insert(table, rows, column_names=list(columns))
+            self._client.insert_arrow(table, block)
+
+    def _types_of(self, table: str) -> dict[str, Any]:
+        types = self._column_types.get(table)
+        if types is None:
+            with self._lock:
+                described = self._client.query(f"DESCRIBE TABLE {table}").result_rows
+            types = {str(row[0]): columnar.arrow_type(str(row[1])) for row in described}
+            self._column_types[table] = types
+        return types
 
     def close(self) -> None:
         with self._lock:
