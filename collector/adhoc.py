@@ -105,6 +105,8 @@ def run_read_only(store: Store, sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> S
     if reads_rollups(statement):
         # The views read the rollups: bring them up to date with everything stored first.
         rollups_of(store).catch_up()
+    else:
+        rollups_of(store).wait_for_writes()  # every acknowledged row is in the tables
     # The newlines keep a trailing `--` comment of the statement from hiding our LIMIT.
     wrapped = f"SELECT * FROM (\n{statement}\n) LIMIT {max_rows + 1}"
     try:

@@ -12,7 +12,8 @@ derives all their rows again in ClickHouse (``INSERT ... SELECT``, nothing goes 
 Python), marks the rows of earlier passes that the new one no longer produces as deleted,
 and moves the watermark. Deriving a run again is idempotent, so a re-delivered span, a late
 step span or a late verdict simply makes its run's rows right. Readers call
-:meth:`Rollups.catch_up` before they read, so that what was stored is what they see.
+:meth:`Rollups.catch_up` before they read, so that what was stored is what they see; it first
+waits for the collector's writer to store what it has acknowledged.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -37,6 +38,9 @@ CHUNK_RUNS: Final = 20_000
 #: may still be committing rows stamped a moment before the last pass. chDB serialises every
 #: statement of its one process, so it needs none.
 SERVER_LAG_SECONDS: Final = 5.0
+#: Seconds the background loop rests per second its last pass took, when that is longer
+#: than its interval: passes take at most 1 / (1 + 4) of the store's time.
+REST_PER_PASS_SECOND: Final = 4.0
 _WATERMARK: Final = "rollups"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -428,9 +432,24 @@ class Rollups:
         # The store's write count after the last pass, and the writes of the current pass.
         self._writes_seen: int | None = None
         self._own_writes = 0
+        self._barriers: list[Callable[[], None]] = []
+
+    def add_barrier(self, flush: Callable[[], None]) -> None:
+        """Call ``flush`` before each pass: a writer's, so that what it acknowledged is read."""
+        self._barriers.append(flush)
+
+    def remove_barrier(self, flush: Callable[[], None]) -> None:
+        if flush in self._barriers:
+            self._barriers.remove(flush)
+
+    def wait_for_writes(self) -> None:
+        """Return once the rows every registered writer acknowledged are in the store."""
+        for flush in list(self._barriers):
+            flush()
 
     def catch_up(self) -> int:
         """Derive every run touched since the last pass; return how many were derived."""
+        self.wait_for_writes()
         with self._lock:
             writes = self._store.writes
             if self._store.is_embedded and writes == self._writes_seen:
@@ -536,7 +555,15 @@ def _utc(value: datetime) -> datetime:
 
 
 class RollupLoop:
-    """Catches up in the background every ``interval_seconds``, so that reads rarely wait."""
+    """Catches up in the background every ``interval_seconds``, so that reads rarely wait.
+
+    Under heavy ingest a pass takes longer, since it derives more runs; the loop then rests
+    :data:`REST_PER_PASS_SECOND` times as long as the pass took (when that is longer than the
+    interval), so that background passes never take more than a fifth of the store's time
+    from ingest. Fewer, larger passes also cost less in all: each one reads the spans of its
+    runs through the primary key, whose granules many runs share. A read catches up first
+    whatever the loop did.
+    """
 
     def __init__(self, rollups: Rollups, interval_seconds: float) -> None:
         self._rollups = rollups
@@ -553,11 +580,14 @@ class RollupLoop:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        rest = self._interval
+        while not self._stop.wait(rest):
+            started = time.monotonic()
             try:
                 self._rollups.catch_up()
             except Exception:  # the store may be away; the next pass or read tries again
                 logger.exception("rollups: background pass failed")
+            rest = max(self._interval, REST_PER_PASS_SECOND * (time.monotonic() - started))
 
 
 _BY_STORE: weakref.WeakKeyDictionary[Store, Rollups] = weakref.WeakKeyDictionary()

@@ -32,7 +32,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import auth, otlp, request_errors
-from agentledger.collector.mapping import MappedBatch, SpanMapper
+from agentledger.collector.ingest_workers import (
+    DecodedExport,
+    IngestWorkers,
+    WorkersUnavailable,
+    decode_export,
+)
+from agentledger.collector.mapping import SPAN_COLUMNS, SpanMapper
 from agentledger.collector.pricing import Pricer
 from agentledger.collector.rollups import RollupLoop, rollups_of
 from agentledger.collector.settings import CollectorSettings, SettingsError
@@ -105,7 +111,17 @@ def create_app(
     durable = DurableWriter(spool, writer)
     drainer = SpoolDrainer(spool, writer.write)
     drainer.start()
-    rollup_loop = RollupLoop(rollups_of(store), settings.rollup_interval_seconds)
+    rollups = rollups_of(store)
+    # Acknowledged spans may still wait in the writer: every read flushes it first.
+    rollups.add_barrier(writer.flush)
+    rollup_loop = RollupLoop(rollups, settings.rollup_interval_seconds)
+    workers = None
+    if settings.ingest_workers:
+        span_types = store.arrow_types("spans")
+        workers = IngestWorkers(
+            settings, [span_types[name] for name in SPAN_COLUMNS], settings.ingest_workers
+        )
+    decoder = _Decoder(mapper, workers, settings.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,7 +132,10 @@ def create_app(
         if alerts is not None:
             await run_in_threadpool(alerts.stop)
         await run_in_threadpool(rollup_loop.close)
+        if workers is not None:
+            await run_in_threadpool(workers.close)
         await run_in_threadpool(drainer.close)
+        rollups.remove_barrier(writer.flush)
         await run_in_threadpool(writer.close)
         spool.close()
         if owns_store:
@@ -133,7 +152,7 @@ def create_app(
 
     @app.post("/v1/traces", summary="OTLP/HTTP trace export")
     async def export_traces(request: Request) -> Response:
-        return await _export_traces(request, mapper, durable, settings.max_body_bytes)
+        return await _export_traces(request, decoder, durable)
 
     @app.post("/api/v1/outcomes", summary="Record verdicts on runs")
     async def post_outcomes(outcomes: list[OutcomeIn]) -> Response:
@@ -190,8 +209,9 @@ def _include_reader_apps(app: FastAPI, store: Store, tiers: dict[str, str]) -> N
     app.mount("/dashboard", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
 
 
-#: Requests decoded and mapped at once. Decoding holds the GIL, so more threads than cores
-#: only take it from the writer thread (the serial stage) and hold more bodies in memory.
+#: Requests decoded and mapped at once in the serving process, without ingest workers.
+#: Decoding holds the GIL, so more threads than cores only take it from the writer thread
+#: (the serial stage) and hold more bodies in memory.
 DECODE_THREADS: Final = 2
 _decode_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()
@@ -207,9 +227,33 @@ def _decode_limiter() -> anyio.CapacityLimiter:
     return limiter
 
 
-async def _export_traces(
-    request: Request, mapper: SpanMapper, durable: DurableWriter, max_bytes: int
-) -> Response:
+class _Decoder:
+    """Decodes export bodies in the ingest workers, or in threads when there are none."""
+
+    def __init__(self, mapper: SpanMapper, workers: IngestWorkers | None, max_bytes: int):
+        self._mapper = mapper
+        self._workers = workers
+        self.max_bytes = max_bytes
+
+    async def decode(
+        self, body: bytes, encoding: str | None, media: str, principal: auth.Principal
+    ) -> DecodedExport:
+        if self._workers is not None:
+            return await self._workers.decode(body, encoding, media, self.max_bytes, principal)
+        return await anyio.to_thread.run_sync(
+            decode_export,
+            body,
+            encoding,
+            media,
+            self.max_bytes,
+            principal,
+            self._mapper,
+            limiter=_decode_limiter(),
+        )
+
+
+async def _export_traces(request: Request, decoder: _Decoder, durable: DurableWriter) -> Response:
+    max_bytes = decoder.max_bytes
     try:
         media = otlp.media_type(request.headers.get("content-type"))
     except otlp.UnsupportedMediaType as exc:
@@ -223,36 +267,29 @@ async def _export_traces(
     principal = auth.current_principal()
     try:
         body = await otlp.read_body(request.stream(), max_bytes)
-        batch, plain = await anyio.to_thread.run_sync(
-            _decode_and_map,
-            body,
-            encoding,
-            media,
-            mapper,
-            max_bytes,
-            principal,
-            limiter=_decode_limiter(),
-        )
+        batch = await decoder.decode(body, encoding, media, principal)
     except otlp.OtlpError as exc:
         logger.warning("export refused: status=%d reason=%s", exc.status_code, exc)
         return _status(exc.status_code, str(exc), media)
+    except WorkersUnavailable as exc:
+        return _unavailable(str(exc), media)
 
     rejected = len(batch.rejected)
     message = ""
     if rejected:
         message = _rejection_message(batch)
-        logger.warning("spans rejected: count=%d stored=%d %s", rejected, len(batch.spans), message)
-        if not batch.spans:
+        logger.warning("spans rejected: count=%d stored=%d %s", rejected, batch.span_count, message)
+        if not batch.span_count:
             return _status(400, message, media)
     # The spool keeps the plain body, not the rows: replay decodes and maps it again.
-    source = SpooledBody(plain, {"media": media, "project": principal.project})
+    source = SpooledBody(batch.plain, {"media": media, "project": principal.project})
     try:
         await durable.write(batch.spans, batch.outcomes, source=source)
     except SpoolFull as exc:  # the store has been away for long: the exporter retries later
-        logger.warning("export refused: spool full, spans=%d: %s", len(batch.spans), exc)
+        logger.warning("export refused: spool full, spans=%d: %s", batch.span_count, exc)
         return _unavailable(str(exc), media)
     except SpoolError as exc:  # neither the store nor the spool took the rows
-        logger.error("export refused: spool unwritable, spans=%d: %s", len(batch.spans), exc)
+        logger.error("export refused: spool unwritable, spans=%d: %s", batch.span_count, exc)
         return _unavailable(str(exc), media)
 
     response = ExportTraceServiceResponse()
@@ -262,20 +299,6 @@ async def _export_traces(
     if media == otlp.PROTOBUF:
         return Response(response.SerializeToString(), media_type=otlp.PROTOBUF)
     return Response(json.dumps(json_format.MessageToDict(response)), media_type=otlp.JSON)
-
-
-def _decode_and_map(
-    body: bytes,
-    encoding: str | None,
-    media: str,
-    mapper: SpanMapper,
-    max_bytes: int,
-    principal: auth.Principal,
-) -> tuple[MappedBatch, bytes]:
-    plain = otlp.decompress(body, encoding, max_bytes)
-    decoded = otlp.decode(plain, media)
-    auth.claim_resources(decoded, principal)
-    return mapper.map(decoded), plain
 
 
 def _replay_body(
@@ -288,8 +311,8 @@ def _replay_body(
     return batch.spans, batch.outcomes
 
 
-def _rejection_message(batch: MappedBatch) -> str:
-    total = len(batch.rejected) + len(batch.spans)
+def _rejection_message(batch: DecodedExport) -> str:
+    total = len(batch.rejected) + batch.span_count
     quoted = "; ".join(batch.rejected[:_QUOTED_REJECTIONS])
     more = len(batch.rejected) - _QUOTED_REJECTIONS
     suffix = f"; and {more} more" if more > 0 else ""

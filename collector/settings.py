@@ -26,6 +26,12 @@ class SettingsError(ValueError):
     """A setting or a file it names is invalid."""
 
 
+def _default_ingest_workers() -> int:
+    from agentledger.collector.ingest_workers import default_workers
+
+    return default_workers()
+
+
 class CollectorSettings(BaseSettings):
     """How ``agentledger serve`` runs. Keyword arguments win over environment variables.
 
@@ -53,6 +59,9 @@ class CollectorSettings(BaseSettings):
     #: Seconds between background passes that bring the rollups up to date with new spans
     #: (``agentledger.collector.rollups``); every read also catches up first.
     rollup_interval_seconds: float = Field(default=5.0, gt=0)
+    #: Processes that decode and map OTLP requests (``agentledger.collector.ingest_workers``),
+    #: by default one per core up to four; 0 decodes in threads of the serving process.
+    ingest_workers: int = Field(default_factory=_default_ingest_workers, ge=0, le=64)
     #: Largest OTLP request body in bytes, before and after decompression.
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     #: Directory of the ingest spool; None means ``<store dir>.spool`` (``./agentledger-spool``

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from agentledger.collector.writer import RowWriter
 
 logger = logging.getLogger(__name__)
@@ -406,22 +408,27 @@ def default_directory(store_dsn: str) -> Path:
 class DurableWriter:
     """Rows go to the spool (fsync) first, then to the store through the writer.
 
-    :meth:`write` returns once the rows are durable: in the store, or in the spool when the
-    store refused them, to be replayed by a :class:`SpoolDrainer`.
+    :meth:`write` returns once the rows are durable in the spool; the writer inserts them
+    in large batches, as ClickHouse wants them, and a :class:`SpoolDrainer` replays those
+    the store refused. Readers see every acknowledged row, since they flush the writer
+    first (``RowWriter.flush``). When the writer holds more than ``max_backlog_rows``,
+    a write also waits for its own rows to be stored: ingest slows to the store's pace
+    instead of filling memory.
     """
 
-    def __init__(self, spool: Spool, writer: RowWriter) -> None:
+    def __init__(self, spool: Spool, writer: RowWriter, *, max_backlog_rows: int = 40_000):
         self.spool = spool
         self._writer = writer
+        self._max_backlog = max_backlog_rows
 
     async def write(
         self,
-        spans: Sequence[Sequence[Any]],
+        spans: Sequence[Sequence[Any]] | pa.Table,
         outcomes: Sequence[Sequence[Any]] = (),
         *,
         source: SpooledBody | None = None,
-    ) -> bool:
-        """Make rows durable; True when they reached the store, False when only the spool.
+    ) -> None:
+        """Make rows durable, then hand them to the writer.
 
         ``source`` is the request body the rows came from, spooled in their place.
 
@@ -429,28 +436,24 @@ class DurableWriter:
             SpoolFull: the spool is full (the store has been unreachable for long).
             SpoolError: the spool cannot be written.
         """
-        if not spans and not outcomes:
-            return True
+        if not len(spans) and not outcomes:
+            return
         ticket = await asyncio.to_thread(self.spool.append, spans, outcomes, source=source)
         try:
-            future = self._writer.submit(spans, outcomes)
+            future = self._writer.submit(spans, outcomes, urgent=False)
         except Exception as exc:  # the writer is closed: the spool keeps the rows for replay
             self.spool.done(ticket, stored=False)
             logger.warning("rows kept in spool only: spans=%d reason=%s", len(spans), exc)
-            return False
+            return
         # Settled by the writer's thread, so that a cancelled request cannot leak the ticket.
         future.add_done_callback(lambda done: self._settle(ticket, done))
+        if self._writer.backlog_rows <= self._max_backlog:
+            return
         try:
             await asyncio.shield(asyncio.wrap_future(future))
-        except Exception as exc:  # the store refused the rows; they wait in the spool
-            logger.warning(
-                "insert failed, rows kept in spool for replay: spans=%d outcomes=%d reason=%s",
-                len(spans),
-                len(outcomes),
-                exc,
-            )
-            return False
-        return True
+        except Exception:  # the store refused the rows: the writer logged it, the spool keeps them
+            pass
 
     def _settle(self, ticket: Ticket, future: Future[None]) -> None:
+        # A failed insert was logged by the writer; the record stays for the drainer.
         self.spool.done(ticket, stored=not future.cancelled() and future.exception() is None)

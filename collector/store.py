@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from agentledger.collector import columnar
@@ -93,7 +94,7 @@ class Store:
             raise StoreError(f"cannot open store {self.dsn!r}: {exc}") from exc
         self._lock = threading.Lock()
         # Arrow types of each table's columns, read from the table at its first insert.
-        self._column_types: dict[str, dict[str, Any]] = {}
+        self._column_types: dict[str, dict[str, pa.DataType]] = {}
         #: Statements that may have written, counted in this process: with chDB nobody else
         #: writes, so an unchanged count means the stored data is unchanged.
         self.writes = 0
@@ -213,18 +214,25 @@ class Store:
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         """Insert rows (each in ``columns`` order) as one Arrow block; see ``columnar``."""
-        if not rows:
-            return
-        types = self._types_of(table)
+        if rows:
+            self.insert_block(table, self.block(table, rows, columns))
+
+    def block(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> pa.Table:
+        """Rows as an Arrow block typed for ``table``'s columns."""
+        types = self.arrow_types(table)
         try:
-            block = columnar.arrow_table(rows, columns, [types[name] for name in columns])
+            return columnar.arrow_table(rows, columns, [types[name] for name in columns])
         except KeyError as exc:
             raise StoreError(f"table {table!r} has no column {exc.args[0]!r}") from None
+
+    def insert_block(self, table: str, block: pa.Table) -> None:
+        """Insert an Arrow block whose column names are columns of ``table``."""
         with self._lock:
             self.writes += 1
             self._client.insert_arrow(table, block)
 
-    def _types_of(self, table: str) -> dict[str, Any]:
+    def arrow_types(self, table: str) -> dict[str, pa.DataType]:
+        """The Arrow type of each column of ``table``, as :meth:`insert` builds blocks."""
         types = self._column_types.get(table)
         if types is None:
             with self._lock:

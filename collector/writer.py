@@ -3,7 +3,11 @@
 Rows wait in a buffer that is flushed when it holds ``max_rows``, when its oldest rows have
 waited ``flush_interval_seconds``, or at once when a caller is waiting for its rows (group
 commit: requests that arrive during one insert share the next). Each submission gets a
-future that completes when its rows are in the store.
+future that completes when its rows are in the store. :meth:`RowWriter.flush` waits for
+everything submitted so far: readers call it (through the rollups) so that they see every
+row that was acknowledged before they asked. Span rows may come as lists or as
+Arrow tables already typed for the ``spans`` table (from the ingest workers); one flush
+inserts them all as one block.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any
+
+import pyarrow as pa
 
 from agentledger.collector.mapping import OUTCOME_COLUMNS, SPAN_COLUMNS
 from agentledger.collector.store import Store
@@ -35,7 +41,7 @@ class RowWriter:
     """
 
     def __init__(
-        self, store: Store, *, max_rows: int = 50_000, flush_interval_seconds: float = 0.2
+        self, store: Store, *, max_rows: int = 20_000, flush_interval_seconds: float = 1.0
     ) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows!r}")
@@ -46,8 +52,13 @@ class RowWriter:
         self._interval = flush_interval_seconds
         self._cond = threading.Condition()
         self._spans: list[Sequence[Any]] = []
+        self._span_blocks: list[pa.Table] = []
+        self._rows = 0
         self._outcomes: list[Sequence[Any]] = []
         self._futures: list[Future[None]] = []
+        # The futures of the batch being inserted, and its rows.
+        self._inserting: list[Future[None]] = []
+        self._inserting_rows = 0
         self._urgent = False
         self._oldest = 0.0
         self._closing = False
@@ -57,7 +68,7 @@ class RowWriter:
 
     def submit(
         self,
-        spans: Sequence[Sequence[Any]],
+        spans: Sequence[Sequence[Any]] | pa.Table,
         outcomes: Sequence[Sequence[Any]] = (),
         *,
         urgent: bool = True,
@@ -68,16 +79,21 @@ class RowWriter:
         or the interval.
         """
         future: Future[None] = Future()
-        if not spans and not outcomes:
+        span_count = spans.num_rows if isinstance(spans, pa.Table) else len(spans)
+        if not span_count and not outcomes:
             future.set_result(None)
             return future
         with self._cond:
             if self._closing:
                 raise WriterClosed("the writer is closed; rows were not stored")
-            if not self._spans and not self._outcomes:
+            if not self._rows:
                 self._oldest = time.monotonic()
-            self._spans.extend(spans)
+            if isinstance(spans, pa.Table):
+                self._span_blocks.append(spans)
+            else:
+                self._spans.extend(spans)
             self._outcomes.extend(outcomes)
+            self._rows += span_count + len(outcomes)
             self._futures.append(future)
             self._urgent = self._urgent or urgent
             self._cond.notify()
@@ -85,13 +101,33 @@ class RowWriter:
 
     def write(
         self,
-        spans: Sequence[Sequence[Any]],
+        spans: Sequence[Sequence[Any]] | pa.Table,
         outcomes: Sequence[Sequence[Any]] = (),
         *,
         timeout: float | None = None,
     ) -> None:
         """Store rows and return when they are stored; raise the store's error if not."""
         self.submit(spans, outcomes).result(timeout)
+
+    @property
+    def backlog_rows(self) -> int:
+        """Rows submitted and not yet stored, the batch being inserted included."""
+        with self._cond:
+            return self._rows + self._inserting_rows
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Return once every row submitted before the call is stored, or failed to be.
+
+        A failure is the submitter's to handle (its future carries it); here it only ends
+        the wait.
+        """
+        with self._cond:
+            waiting = self._futures + self._inserting
+            if not waiting:
+                return
+            self._urgent = True
+            self._cond.notify()
+        wait(waiting, timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush every buffered row and stop the writer thread."""
@@ -110,10 +146,15 @@ class RowWriter:
                 if self._closing and not self._futures:
                     return
                 spans, self._spans = self._spans, []
+                blocks, self._span_blocks = self._span_blocks, []
                 outcomes, self._outcomes = self._outcomes, []
                 futures, self._futures = self._futures, []
+                self._inserting, self._inserting_rows = futures, self._rows
+                self._rows = 0
                 self._urgent = False
-            self._flush(spans, outcomes, futures)
+            self._flush(spans, blocks, outcomes, futures)
+            with self._cond:
+                self._inserting, self._inserting_rows = [], 0
 
     def _ready(self) -> bool:
         """Whether to flush now (or stop); called with the lock held."""
@@ -122,7 +163,7 @@ class RowWriter:
         return (
             self._urgent
             or self._closing
-            or len(self._spans) + len(self._outcomes) >= self._max_rows
+            or self._rows >= self._max_rows
             or time.monotonic() - self._oldest >= self._interval
         )
 
@@ -134,19 +175,26 @@ class RowWriter:
     def _flush(
         self,
         spans: list[Sequence[Any]],
+        blocks: list[pa.Table],
         outcomes: list[Sequence[Any]],
         futures: list[Future[None]],
     ) -> None:
         started = time.perf_counter()
+        span_count = len(spans) + sum(block.num_rows for block in blocks)
         try:
-            self._store.insert("spans", spans, SPAN_COLUMNS)
+            if blocks:
+                if spans:
+                    blocks.append(self._store.block("spans", spans, SPAN_COLUMNS))
+                self._store.insert_block("spans", pa.concat_tables(blocks))
+            else:
+                self._store.insert("spans", spans, SPAN_COLUMNS)
             self._store.insert("outcomes", outcomes, OUTCOME_COLUMNS)
         except Exception as exc:  # any store failure fails this batch's callers, not the thread
             # The server spooled these rows before submitting them (collector.spool): the
             # callers learn of the failure and the spool replays the rows later.
             logger.error(
                 "insert failed: spans=%d outcomes=%d not stored, callers told: %s",
-                len(spans),
+                span_count,
                 len(outcomes),
                 exc,
             )
@@ -155,7 +203,7 @@ class RowWriter:
             return
         logger.debug(
             "inserted spans=%d outcomes=%d requests=%d in %.1f ms",
-            len(spans),
+            span_count,
             len(outcomes),
             len(futures),
             (time.perf_counter() - started) * 1000,

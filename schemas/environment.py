@@ -46,6 +46,9 @@ AGENTLEDGER_EVALUATE_ALERTS: Final = "AGENTLEDGER_EVALUATE_ALERTS"
 #: Seconds between the collector's background passes over new spans that keep the rollups
 #: (the per-run tables the API and dashboard read) up to date; default 5.
 AGENTLEDGER_ROLLUP_INTERVAL_SECONDS: Final = "AGENTLEDGER_ROLLUP_INTERVAL_SECONDS"
+#: Processes that decode and map OTLP requests for the collector; by default one per core, at
+#: most four; 0 decodes in the serving process.
+AGENTLEDGER_INGEST_WORKERS: Final = "AGENTLEDGER_INGEST_WORKERS"
 
 DEFAULT_ENDPOINT: Final = "http://127.0.0.1:4318"
 DEFAULT_HOST: Final = "127.0.0.1"

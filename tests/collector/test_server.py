@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector.server import create_app
 from agentledger.collector.settings import CollectorSettings
 from agentledger.collector.store import Store
@@ -54,6 +55,7 @@ def client(store: Store) -> Iterator[TestClient]:
 
 
 def _rows(store: Store, trace_id: str) -> list[dict[str, Any]]:
+    rollups_of(store).wait_for_writes()  # as readers do: what was acknowledged is stored
     rows = store.query_dicts(
         "SELECT * EXCEPT ingested_at FROM spans FINAL WHERE trace_id = {t:String} "
         "ORDER BY project, span_id",
@@ -210,6 +212,7 @@ def test_posted_outcomes_are_stored_once_per_verdict(client: TestClient, store: 
 
     assert first.status_code == again.status_code == 200
     assert first.json() == {"accepted": 2}
+    rollups_of(store).wait_for_writes()  # as readers do: what was acknowledged is stored
     rows = store.query_dicts(
         "SELECT outcome, score, source, toUnixTimestamp64Nano(decided_at) AS ns FROM outcomes "
         "FINAL WHERE run_id = 'run-o1' ORDER BY outcome"

@@ -130,3 +130,62 @@ def test_concurrent_writers_each_store_their_rows_once(store: RecordingStore) ->
 def test_misconfiguration_raises_value_error(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         RowWriter(RecordingStore(), **options)  # type: ignore[arg-type]
+
+
+def test_flush_returns_once_rows_nobody_waited_for_are_stored(store: RecordingStore) -> None:
+    writer = RowWriter(store, flush_interval_seconds=60)  # type: ignore[arg-type]
+    writer.submit([["s1"], ["s2"]], [["o1"]], urgent=False)
+
+    assert writer.backlog_rows == 3
+    writer.flush(timeout=10)
+
+    assert store.rows("spans") == [["s1"], ["s2"]]
+    assert store.rows("outcomes") == [["o1"]]
+    assert writer.backlog_rows == 0
+    writer.flush(timeout=10)  # nothing pending: returns at once
+    writer.close()
+
+
+def test_flush_ends_its_wait_when_the_insert_fails(store: RecordingStore) -> None:
+    writer = RowWriter(store, flush_interval_seconds=60)  # type: ignore[arg-type]
+    store.fail = 1
+    future = writer.submit([["s1"]], urgent=False)
+
+    writer.flush(timeout=10)
+
+    assert isinstance(future.exception(timeout=0), ConnectionError)  # the submitter's to handle
+    writer.close()
+
+
+class BlockStore(RecordingStore):
+    """Records Arrow blocks as their rows, converting rows as the real store does."""
+
+    def block(self, table: str, rows: Sequence[Any], columns: Sequence[str]) -> Any:
+        import pyarrow as pa
+
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})
+
+    def insert_block(self, table: str, block: Any) -> None:
+        rows = [list(row.values()) for row in block.to_pylist()]
+        self.insert(table, rows, block.column_names)
+
+
+def test_arrow_blocks_and_rows_of_one_flush_go_in_one_insert() -> None:
+    import pyarrow as pa
+
+    def row(span: str) -> list[str]:
+        return [span if name == "span_id" else name for name in SPAN_COLUMNS]
+
+    store = BlockStore()
+    writer = RowWriter(store, flush_interval_seconds=60)  # type: ignore[arg-type]
+    from_worker = store.block("spans", [row("a"), row("b")], SPAN_COLUMNS)
+    assert isinstance(from_worker, pa.Table)
+
+    writer.submit(from_worker, urgent=False)
+    writer.submit([row("c")], urgent=False)
+    assert writer.backlog_rows == 3
+    writer.flush(timeout=10)
+
+    assert [table for table, _, _ in store.inserts] == ["spans"]
+    assert store.rows("spans") == [row("a"), row("b"), row("c")]
+    writer.close()

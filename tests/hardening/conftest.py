@@ -32,5 +32,12 @@ class FlakyStore:
             raise StoreError("connection refused (simulated)")
         self._store.insert(table, rows, columns)
 
+    def insert_block(self, table: str, block: Any) -> None:
+        """Arrow blocks (the ingest workers' rows) fail the same way."""
+        if self.down and block.num_rows:
+            self.refused += 1
+            raise StoreError("connection refused (simulated)")
+        self._store.insert_block(table, block)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

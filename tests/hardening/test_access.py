@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from agentledger import Ledger
 from agentledger.cli import main
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector import auth
 from agentledger.collector.server import create_app, serve
 from agentledger.collector.settings import CollectorSettings, SettingsError
@@ -120,6 +121,7 @@ def _batch(trace_id: str, run_id: str, project: str | None) -> bytes:
 
 
 def _projects_of(store: Store, trace_id: str) -> list[str]:
+    rollups_of(store).wait_for_writes()  # as readers do: what was acknowledged is stored
     rows = store.query(
         "SELECT project FROM spans FINAL WHERE trace_id = {t:String}", {"t": trace_id}
     )
@@ -418,6 +420,7 @@ def live_server(store: Store, settings: CollectorSettings, tmp_path: Path) -> It
 
 
 def _runs_of(store: Store, run_id: str) -> list[str]:
+    rollups_of(store).wait_for_writes()  # as readers do: what was acknowledged is stored
     rows = store.query(
         "SELECT DISTINCT project FROM spans FINAL WHERE run_id = {r:String}", {"r": run_id}
     )

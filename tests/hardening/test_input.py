@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from agentledger.collector.rollups import rollups_of
 from agentledger.collector import otlp
 from agentledger.collector.server import create_app
 from agentledger.collector.settings import CollectorSettings
@@ -48,6 +49,7 @@ def client(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
 
 
 def _rows(store: Store, where: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rollups_of(store).wait_for_writes()  # as readers do: what was acknowledged is stored
     return store.query_dicts(
         f"SELECT * EXCEPT ingested_at FROM spans FINAL WHERE {where} ORDER BY project, span_id",
         params,
@@ -359,5 +361,6 @@ def test_the_spool_of_the_module_is_empty_after_every_request_was_stored(
     client: TestClient,
 ) -> None:
     spool_dir: Path = client.app.state.spool.directory  # type: ignore[attr-defined]
+    client.app.state.writer.flush()  # type: ignore[attr-defined]
 
     assert list(spool_dir.glob("*.seg")) == []

@@ -160,6 +160,7 @@ def test_with_the_store_down_a_batch_is_acknowledged_from_the_spool_and_stored_l
     flaky.down = True
 
     answer = client.post("/v1/traces", content=_batch("f1" * 16), headers=JSON)
+    client.app.state.writer.flush()  # type: ignore[attr-defined]  # the insert is tried
 
     assert answer.status_code == 200
     assert flaky.refused >= 1
@@ -183,6 +184,7 @@ def test_past_the_spool_bound_ingest_answers_503_with_retry_after(
         for i in range(1, 40)
     ]
 
+    client.app.state.writer.flush()  # type: ignore[attr-defined]  # the insert is tried
     statuses = [a.status_code for a in answers]
     first_refusal = statuses.index(503)
     assert first_refusal > 0
@@ -206,6 +208,7 @@ def test_posted_outcomes_are_spooled_too(
     verdict = {"run_id": "spooled-run", "outcome": "correct", "project": "spool"}
 
     answer = client.post("/api/v1/outcomes", json=[verdict])
+    client.app.state.writer.flush()  # type: ignore[attr-defined]  # the insert is tried
 
     assert answer.status_code == 200
     flaky.down = False

@@ -117,6 +117,7 @@ def test_a_spooled_protobuf_export_is_stored_as_ingest_would_have(
     assert (
         test_client.post("/v1/traces", content=_export(0xB1), headers=PROTOBUF).status_code == 200
     )
+    test_client.app.state.writer.flush()  # type: ignore[attr-defined]  # the insert is tried
 
     flaky.down = False
     app = test_client.app
