@@ -426,8 +426,7 @@ def end_to_end(total_spans: int, connections: int = CONNECTIONS) -> dict[str, An
         _warm_up(port)  # the ingest workers start with the first export, off the clock
         baseline_mb = _peak_rss_mb(server.pid)
         sampler = _MemorySampler(server.pid)
-        workers = _children(server.pid)
-        workers_cpu = sum(_cpu_seconds(pid) for pid in workers)
+        workers_cpu = {pid: _cpu_seconds(pid) for pid in _children(server.pid)}
         server_cpu, busy = _cpu_seconds(server.pid), _machine_busy_seconds()
         go.set()
         posted = queue.get(timeout=3600)
@@ -443,7 +442,10 @@ def end_to_end(total_spans: int, connections: int = CONNECTIONS) -> dict[str, An
         sampler.stop()
         cpu = {
             "server": _cpu_seconds(server.pid) - server_cpu,
-            "workers": sum(_cpu_seconds(pid) for pid in workers) - workers_cpu,
+            # A worker started (or restarted) during the run counts from its start.
+            "workers": sum(
+                _cpu_seconds(pid) - workers_cpu.get(pid, 0.0) for pid in _children(server.pid)
+            ),
             "loader": posted["cpu_seconds"],
             "machine": _machine_busy_seconds() - busy,
         }

@@ -152,6 +152,10 @@ class IngestWorkers:
                     initializer=_start_worker,
                     initargs=(self._settings, self._span_types, os.getpid()),
                 )
+                # The pool starts a process per task while none is idle: start them all now
+                # rather than one at a time under the first burst.
+                for _ in range(self._processes):
+                    self._pool.submit(_ready)
             return self._pool
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
@@ -192,6 +196,10 @@ def _start_worker(
         context_rules=settings.context_rules(),
     )
     _worker["span_types"] = span_types
+
+
+def _ready() -> None:
+    """A task that does nothing: submitted to make the pool start its processes."""
 
 
 def _exit_without(parent_pid: int) -> None:
