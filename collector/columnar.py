@@ -58,7 +58,9 @@ def arrow_type(clickhouse_type: str) -> pa.DataType:
         return pa.string()
     if decimal := _DECIMAL.match(name):
         precision, scale = int(decimal.group(1)), int(decimal.group(2))
-        return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        return (
+            pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        )
     if moment := _DATETIME64.match(name):
         precision = int(moment.group(1))
         if precision not in _TIME_UNITS:
@@ -85,7 +87,8 @@ def arrow_table(
         raise ValueError(f"{len(columns)} columns but {len(types)} types")
     values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
     arrays = [
-        _array(name, column, kind) for name, column, kind in zip(columns, values, types, strict=True)
+        _array(name, column, kind)
+        for name, column, kind in zip(columns, values, types, strict=True)
     ]
     return pa.Table.from_arrays(arrays, names=list(columns))
 

@@ -18,10 +18,14 @@ import multiprocessing
 import os
 import threading
 import time
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.to_thread
 
 from agentledger.collector import auth, columnar, otlp
 from agentledger.collector.mapping import SPAN_COLUMNS, SpanMapper
@@ -84,6 +88,58 @@ def decode_export(
     if span_types is not None and batch.spans:
         spans = columnar.arrow_table(batch.spans, SPAN_COLUMNS, span_types)
     return DecodedExport(spans, len(batch.spans), batch.outcomes, batch.rejected, plain)
+
+
+#: Requests decoded and mapped at once in the serving process, without ingest workers.
+#: Decoding holds the GIL, so more threads than cores only take it from the writer thread
+#: and hold more bodies in memory.
+DECODE_THREADS: Final = 2
+_decode_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decode_limiter() -> anyio.CapacityLimiter:
+    """The decode limiter of the running event loop (a limiter belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _decode_limiters.get(loop)
+    if limiter is None:
+        limiter = _decode_limiters[loop] = anyio.CapacityLimiter(DECODE_THREADS)
+    return limiter
+
+
+class ExportDecoder:
+    """Decodes export bodies in the ingest workers, or in threads when there are none.
+
+    Args:
+        mapper: The mapper of the serving process, used when ``workers`` is None (and by
+            spool replay); workers build their own from the same settings.
+        workers: The pool, or None to decode in at most :data:`DECODE_THREADS` threads.
+        max_bytes: Largest body, before and after decompression.
+    """
+
+    def __init__(self, mapper: SpanMapper, workers: IngestWorkers | None, max_bytes: int) -> None:
+        self._mapper = mapper
+        self._workers = workers
+        self.max_bytes = max_bytes
+
+    async def decode(
+        self, body: bytes, encoding: str | None, media: str, principal: auth.Principal
+    ) -> DecodedExport:
+        """:func:`decode_export` of one body, with the errors :meth:`IngestWorkers.decode`
+        raises."""
+        if self._workers is not None:
+            return await self._workers.decode(body, encoding, media, self.max_bytes, principal)
+        return await anyio.to_thread.run_sync(
+            decode_export,
+            body,
+            encoding,
+            media,
+            self.max_bytes,
+            principal,
+            self._mapper,
+            limiter=_decode_limiter(),
+        )
 
 
 class IngestWorkers:

@@ -8,19 +8,15 @@ spans were rejected), and for a request that cannot be read a 4xx carrying a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import anyio
-import anyio.to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from google.protobuf import json_format
@@ -34,9 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from agentledger.collector import auth, otlp, request_errors
 from agentledger.collector.ingest_workers import (
     DecodedExport,
+    ExportDecoder,
     IngestWorkers,
     WorkersUnavailable,
-    decode_export,
 )
 from agentledger.collector.mapping import SPAN_COLUMNS, SpanMapper
 from agentledger.collector.pricing import Pricer
@@ -68,26 +64,19 @@ RETRY_AFTER_SECONDS: Final = 5
 _QUOTED_REJECTIONS: Final = 3
 
 
-def create_app(
-    settings: CollectorSettings | None = None,
-    *,
-    store: Store | None = None,
-    pricer: Pricer | None = None,
-) -> FastAPI:
+def create_app(settings: CollectorSettings | None = None, *, store: Store | None = None) -> FastAPI:
     """Build the collector app.
 
     Args:
         settings: Store DSN and tier map; read from the environment when omitted.
         store: An open store to use instead of opening ``settings.store``; the caller keeps
             it and closes it. A store the app opened itself is closed at shutdown.
-        pricer: The pricer of the ingest path; when omitted, a fresh one with the price
-            file of ``settings``.
     """
     settings = settings or CollectorSettings()
     tiers = settings.tiers()
     mapper = SpanMapper(
         tier_map=tiers,
-        pricer=pricer or Pricer(price_file=settings.prices()),
+        pricer=Pricer(price_file=settings.prices()),
         context_rules=settings.context_rules(),
     )
     # Checked before the store is opened: a collector open to strangers must not start.
@@ -121,7 +110,7 @@ def create_app(
         workers = IngestWorkers(
             settings, [span_types[name] for name in SPAN_COLUMNS], settings.ingest_workers
         )
-    decoder = _Decoder(mapper, workers, settings.max_body_bytes)
+    decoder = ExportDecoder(mapper, workers, settings.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -209,50 +198,9 @@ def _include_reader_apps(app: FastAPI, store: Store, tiers: dict[str, str]) -> N
     app.mount("/dashboard", WSGIMiddleware(dash_app.server))  # type: ignore[arg-type]
 
 
-#: Requests decoded and mapped at once in the serving process, without ingest workers.
-#: Decoding holds the GIL, so more threads than cores only take it from the writer thread
-#: (the serial stage) and hold more bodies in memory.
-DECODE_THREADS: Final = 2
-_decode_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _decode_limiter() -> anyio.CapacityLimiter:
-    """The decode limiter of the running event loop (a limiter belongs to one loop)."""
-    loop = asyncio.get_running_loop()
-    limiter = _decode_limiters.get(loop)
-    if limiter is None:
-        limiter = _decode_limiters[loop] = anyio.CapacityLimiter(DECODE_THREADS)
-    return limiter
-
-
-class _Decoder:
-    """Decodes export bodies in the ingest workers, or in threads when there are none."""
-
-    def __init__(self, mapper: SpanMapper, workers: IngestWorkers | None, max_bytes: int):
-        self._mapper = mapper
-        self._workers = workers
-        self.max_bytes = max_bytes
-
-    async def decode(
-        self, body: bytes, encoding: str | None, media: str, principal: auth.Principal
-    ) -> DecodedExport:
-        if self._workers is not None:
-            return await self._workers.decode(body, encoding, media, self.max_bytes, principal)
-        return await anyio.to_thread.run_sync(
-            decode_export,
-            body,
-            encoding,
-            media,
-            self.max_bytes,
-            principal,
-            self._mapper,
-            limiter=_decode_limiter(),
-        )
-
-
-async def _export_traces(request: Request, decoder: _Decoder, durable: DurableWriter) -> Response:
+async def _export_traces(
+    request: Request, decoder: ExportDecoder, durable: DurableWriter
+) -> Response:
     max_bytes = decoder.max_bytes
     try:
         media = otlp.media_type(request.headers.get("content-type"))

@@ -113,8 +113,11 @@ def test_every_column_type_of_the_schema_has_an_arrow_type() -> None:
     # Column definitions of the DDL files: "    name   Type," inside CREATE TABLE bodies.
     found = set()
     for path in (ROOT / "schemas" / "sql").glob("*.sql"):
-        for match in re.finditer(r"^\s{4}[a-z_0-9]+\s+([A-Z][^\n]*?)(?:\s+DEFAULT .*)?,?$",
-                                 path.read_text(), re.MULTILINE):
+        for match in re.finditer(
+            r"^\s{4}[a-z_0-9]+\s+([A-Z][^\n]*?)(?:\s+DEFAULT .*)?,?$",
+            path.read_text(),
+            re.MULTILINE,
+        ):
             found.add(match.group(1).rstrip(","))
     kinds = {kind for kind in found if not kind.startswith(("OR ", "AS "))}
     assert "Map(String, String)" in kinds and "Nullable(Decimal(18, 12))" in kinds

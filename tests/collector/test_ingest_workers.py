@@ -140,7 +140,7 @@ def test_a_worker_that_dies_fails_its_request_and_is_replaced(workers: IngestWor
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_workers_leave_when_their_serving_process_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
-        f"""
+        """
         import asyncio, os, sys, time
         from agentledger.collector import otlp
         from agentledger.collector.auth import ALL_PROJECTS, Principal
@@ -149,7 +149,7 @@ def test_workers_leave_when_their_serving_process_is_killed(tmp_path: Path) -> N
         pool = IngestWorkers(CollectorSettings(), [], 2)
         asyncio.run(pool.decode(b"", None, otlp.PROTOBUF, 1024, Principal("t", "*", "ingest")))
         pid = os.getpid()
-        print(open(f"/proc/{{pid}}/task/{{pid}}/children").read(), flush=True)
+        print(open(f"/proc/{pid}/task/{pid}/children").read(), flush=True)
         time.sleep(120)
         """
     )
