@@ -42,8 +42,9 @@ MAX_DEFAULT_WORKERS: Final = 4
 
 
 def default_workers() -> int:
-    """One worker per core, at most :data:`MAX_DEFAULT_WORKERS`."""
-    return min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+    """One worker per core this process may run on, at most :data:`MAX_DEFAULT_WORKERS`."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(MAX_DEFAULT_WORKERS, cores or 1)
 
 
 class WorkersUnavailable(Exception):
