@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import weakref
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -150,7 +150,7 @@ class IngestWorkers:
         settings: The collector's settings; each worker builds its mapper from them (tier
             map, price file, dialect rules) as the serving process would.
         span_types: Arrow types of :data:`SPAN_COLUMNS`, read from the store's table.
-        processes: How many workers; they start with the first request.
+        processes: How many workers; they start with :meth:`start` or the first request.
     """
 
     def __init__(
@@ -163,6 +163,7 @@ class IngestWorkers:
         self._processes = processes
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._started: list[Future[None]] = []
 
     async def decode(
         self,
@@ -178,7 +179,7 @@ class IngestWorkers:
             otlp.OtlpError: the body cannot be read at all.
             WorkersUnavailable: the worker died; a new pool serves the next request.
         """
-        pool = self._current()
+        pool = self._current()[0]
         try:
             decoded: DecodedExport = await asyncio.get_running_loop().run_in_executor(
                 pool, _decode_in_worker, body, encoding, media, max_bytes, principal
@@ -191,6 +192,14 @@ class IngestWorkers:
             decoded.plain = body
         return decoded
 
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the worker processes now, and return once each has imported what it needs
+        (or ``timeout`` passed), rather than let the first requests wait for them."""
+        ready = self._current()[1]
+        done, pending = wait(ready, timeout)
+        if pending or any(future.exception() for future in done):
+            logger.warning("ingest workers: not all started within %.0f s", timeout)
+
     def close(self) -> None:
         """Stop the workers, letting them finish the requests they hold."""
         with self._lock:
@@ -198,7 +207,8 @@ class IngestWorkers:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _current(self) -> ProcessPoolExecutor:
+    def _current(self) -> tuple[ProcessPoolExecutor, list[Future[None]]]:
+        """The pool, and the futures of the tasks that started its processes."""
         with self._lock:
             if self._pool is None:
                 # spawn, not fork: the serving process holds chDB, threads and sockets that a
@@ -211,9 +221,8 @@ class IngestWorkers:
                 )
                 # The pool starts a process per task while none is idle: start them all now
                 # rather than one at a time under the first burst.
-                for _ in range(self._processes):
-                    self._pool.submit(_ready)
-            return self._pool
+                self._started = [self._pool.submit(_ready) for _ in range(self._processes)]
+            return self._pool, self._started
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

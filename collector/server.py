@@ -116,6 +116,9 @@ def create_app(settings: CollectorSettings | None = None, *, store: Store | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if alerts is not None:
             alerts.start()
+        if workers is not None:
+            # Before /healthz answers, so that the first exports need not wait for them.
+            await run_in_threadpool(workers.start)
         rollup_loop.start()
         yield
         if alerts is not None:
