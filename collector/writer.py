@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from typing import Any
 
 import pyarrow as pa
@@ -59,6 +59,9 @@ class RowWriter:
         # The futures of the batch being inserted, and its rows.
         self._inserting: list[Future[None]] = []
         self._inserting_rows = 0
+        # Batches taken from the buffer, and batches whose insert (and callbacks) finished.
+        self._taken = 0
+        self._finished = 0
         self._urgent = False
         self._oldest = 0.0
         self._closing = False
@@ -96,7 +99,7 @@ class RowWriter:
             self._rows += span_count + len(outcomes)
             self._futures.append(future)
             self._urgent = self._urgent or urgent
-            self._cond.notify()
+            self._cond.notify_all()
         return future
 
     def write(
@@ -122,18 +125,23 @@ class RowWriter:
         the wait.
         """
         with self._cond:
-            waiting = self._futures + self._inserting
-            if not waiting:
+            # Batches are inserted one after the other: wait for the one that holds the
+            # newest row, and for its callbacks (the spool's bookkeeping) to have run.
+            if self._futures:
+                target = self._taken + 1
+            elif self._inserting:
+                target = self._taken
+            else:
                 return
             self._urgent = True
-            self._cond.notify()
-        wait(waiting, timeout)
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._finished >= target, timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush every buffered row and stop the writer thread."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.error("writer did not finish within %.1f s; buffered rows may be lost", timeout)
@@ -150,11 +158,14 @@ class RowWriter:
                 outcomes, self._outcomes = self._outcomes, []
                 futures, self._futures = self._futures, []
                 self._inserting, self._inserting_rows = futures, self._rows
+                self._taken += 1
                 self._rows = 0
                 self._urgent = False
             self._flush(spans, blocks, outcomes, futures)
             with self._cond:
                 self._inserting, self._inserting_rows = [], 0
+                self._finished += 1
+                self._cond.notify_all()
 
     def _ready(self) -> bool:
         """Whether to flush now (or stop); called with the lock held."""

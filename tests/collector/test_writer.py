@@ -189,3 +189,16 @@ def test_arrow_blocks_and_rows_of_one_flush_go_in_one_insert() -> None:
     assert [table for table, _, _ in store.inserts] == ["spans"]
     assert store.rows("spans") == [row("a"), row("b"), row("c")]
     writer.close()
+
+
+def test_flush_returns_after_the_callbacks_of_the_stored_rows(store: RecordingStore) -> None:
+    # The spool settles its records in such callbacks: a reader after flush must see that.
+    writer = RowWriter(store, flush_interval_seconds=60)  # type: ignore[arg-type]
+    settled: list[str] = []
+    future = writer.submit([["s1"]], urgent=False)
+    future.add_done_callback(lambda _: (time.sleep(0.2), settled.append("s1")))
+
+    writer.flush(timeout=10)
+
+    assert settled == ["s1"]
+    writer.close()
