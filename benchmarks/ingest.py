@@ -691,7 +691,8 @@ def run(quick: bool, spans: int | None = None) -> list[dict[str, Any]]:
         ),
         _row(
             "ingest floor",
-            "Spans per second decoded, mapped, spooled and inserted in one process, no HTTP.",
+            "Spans per second decoded and mapped by the ingest workers, spooled and inserted, "
+            "no HTTP.",
             low["spans_per_s"],
             "spans/s",
             note=(
