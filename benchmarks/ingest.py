@@ -340,11 +340,14 @@ def _machine_busy_seconds() -> float:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
+    """The child processes of ``pid``, whichever of its threads started them."""
+    found: list[int] = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(child) for child in path.read_text().split())
+        except OSError:
+            continue
+    return found
 
 
 class _MemorySampler:
