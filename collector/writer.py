@@ -56,10 +56,10 @@ class RowWriter:
         self._rows = 0
         self._outcomes: list[Sequence[Any]] = []
         self._futures: list[Future[None]] = []
-        # The futures of the batch being inserted, and its rows.
-        self._inserting: list[Future[None]] = []
+        # Rows of the batch being inserted.
         self._inserting_rows = 0
-        # Batches taken from the buffer, and batches whose insert (and callbacks) finished.
+        # Batches taken from the buffer, and batches whose insert (and callbacks) finished:
+        # a batch is being inserted while the first is ahead.
         self._taken = 0
         self._finished = 0
         self._urgent = False
@@ -129,7 +129,7 @@ class RowWriter:
             # newest row, and for its callbacks (the spool's bookkeeping) to have run.
             if self._futures:
                 target = self._taken + 1
-            elif self._inserting:
+            elif self._taken > self._finished:
                 target = self._taken
             else:
                 return
@@ -157,13 +157,13 @@ class RowWriter:
                 blocks, self._span_blocks = self._span_blocks, []
                 outcomes, self._outcomes = self._outcomes, []
                 futures, self._futures = self._futures, []
-                self._inserting, self._inserting_rows = futures, self._rows
+                self._inserting_rows = self._rows
                 self._taken += 1
                 self._rows = 0
                 self._urgent = False
             self._flush(spans, blocks, outcomes, futures)
             with self._cond:
-                self._inserting, self._inserting_rows = [], 0
+                self._inserting_rows = 0
                 self._finished += 1
                 self._cond.notify_all()
 
